@@ -1,0 +1,1 @@
+"""Market-data readers, resampling and the synthetic sample-data generator."""

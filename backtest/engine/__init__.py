@@ -1,0 +1,1 @@
+"""The perpetual-futures simulation engine: numba kernels, records, margin math."""
