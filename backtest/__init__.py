@@ -8,8 +8,19 @@ Data flows top to bottom: :class:`Market` (validated OHLCV, mark price, funding,
 >>> market = backtest.load(backtest.sample_path("BTCUSDT"))  # doctest: +SKIP
 """
 
+from backtest.data.readers import load, load_funding, load_mark, sample_path
 from backtest.errors import DataError, DataWarning
+from backtest.market import Market
 
 __version__ = "0.1.0"
 
-__all__ = ["DataError", "DataWarning", "__version__"]
+__all__ = [
+    "DataError",
+    "DataWarning",
+    "Market",
+    "__version__",
+    "load",
+    "load_funding",
+    "load_mark",
+    "sample_path",
+]

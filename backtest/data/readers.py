@@ -1,0 +1,282 @@
+"""Readers for the common market-data layouts, format detected from the file.
+
+Supported (``format="auto"`` picks by extension and content; override with ``format=``):
+
+- ``"generic"``: a table with a timestamp column (``timestamp``, ``time``, ``date``,
+  ``datetime``, ``open_time``; any case) holding ISO strings, datetimes or epoch numbers (s, ms,
+  µs or ns, told apart by magnitude), and ``open, high, low, close[, volume]``; optional
+  ``mark_open..mark_close``, ``funding_rate`` and ``depth_2pct_usd`` columns fill the market's
+  mark, funding and depth (the layout of the sample data in ``data/``).
+- ``"binance"``: Binance public kline dumps: 12 columns (open_time, open, high, low, close,
+  volume, close_time, quote_volume, count, taker_buy_volume, taker_buy_quote_volume, ignore),
+  with or without a header row, open time in ms or µs.
+- ``"ccxt"``: ccxt ``fetch_ohlcv`` lists ``[[ms, o, h, l, c, v], ...]``: a Python list, a JSON
+  file, or a headerless 6-column CSV.
+- ``"freqtrade"``: freqtrade candles: feather (``date, open, high, low, close, volume``) or JSON
+  (a list of ``[ms, o, h, l, c, v]``).
+
+Funding history (:func:`load_funding`): Binance's ``fundingTime,fundingRate[,markPrice]`` CSV,
+ccxt ``fetch_funding_rate_history`` dicts (``timestamp``, ``fundingRate``), freqtrade's funding
+feather (the rate in column ``open``), or any (timestamp, rate) table. Mark candles
+(:func:`load_mark`): any OHLC layout above; volume may be missing.
+
+Files are only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from backtest.data.validate import (
+    DEFAULT_MAX_FUNDING_RATE,
+    PRICE_COLUMNS,
+    Origin,
+    check_gaps,
+    check_index,
+    parse_timestamps,
+    require_columns,
+)
+from backtest.errors import DataError
+
+FORMATS = ("auto", "generic", "binance", "ccxt", "freqtrade")
+TIME_COLUMNS = ("timestamp", "time", "date", "datetime", "open_time", "fundingtime", "calc_time")
+BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time",
+                         "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume",
+                         "ignore")
+CCXT_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+RATE_ALIASES = ("funding_rate", "fundingrate", "rate", "funding")
+MARK_COLUMNS = tuple(f"mark_{c}" for c in PRICE_COLUMNS)
+DEPTH_COLUMN = "depth_2pct_usd"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sample_path(symbol: str = "BTCUSDT", timeframe: str = "1h") -> Path:
+    """Path of a bundled sample file, ``data/{symbol}-{timeframe}.parquet`` in the repository.
+
+    >>> sample_path("BTCUSDT").name
+    'BTCUSDT-1h.parquet'
+    """
+    path = REPO / "data" / f"{symbol}-{timeframe}.parquet"
+    if not path.is_file():
+        found = sorted(p.name for p in (REPO / "data").glob("*.parquet"))
+        raise FileNotFoundError(f"no sample data {path}; available: {', '.join(found) or 'none'}"
+                                " (regenerate with: python -m backtest.data.synthetic)")
+    return path
+
+
+# ----- raw tables ---------------------------------------------------------------------------------
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, Origin]:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        first = next(csv.reader(io.StringIO(handle.readline())), [])
+    if not first:
+        raise DataError("file is empty", file=path)
+    has_header = not all(_looks_numeric(cell) for cell in first if cell.strip())
+    frame = pd.read_csv(path, header=0 if has_header else None, encoding="utf-8-sig")
+    if not has_header:
+        layout = {len(BINANCE_KLINE_COLUMNS): BINANCE_KLINE_COLUMNS, len(CCXT_COLUMNS): CCXT_COLUMNS}
+        columns = layout.get(frame.shape[1])
+        if columns is None:
+            raise DataError(f"headerless CSV with {frame.shape[1]} columns: expected 12 (Binance "
+                            "kline dump) or 6 (ccxt OHLCV); add a header naming the columns",
+                            file=path, row="1 (line 1 of the file)")
+        frame.columns = list(columns)
+    return frame, Origin(str(path), first_line=2 if has_header else 1)
+
+
+def _from_rows(rows, origin: Origin) -> pd.DataFrame:
+    """A list of [ms, o, h, l, c, v] lists or of dicts as a table."""
+    if not isinstance(rows, list) or not rows:
+        raise origin.error("expected a non-empty list of candles or records")
+    if isinstance(rows[0], dict):
+        return pd.DataFrame(rows)
+    width = len(rows[0])
+    if width not in (len(CCXT_COLUMNS), len(BINANCE_KLINE_COLUMNS)):
+        raise origin.error(f"candles have {width} fields; expected [timestamp, open, high, low, "
+                           "close, volume]", position=0)
+    for position, row in enumerate(rows):
+        if len(row) != width:
+            raise origin.error(f"candle has {len(row)} fields, the first has {width}",
+                               position=position)
+    columns = CCXT_COLUMNS if width == len(CCXT_COLUMNS) else BINANCE_KLINE_COLUMNS
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def _read_json(path: Path) -> tuple[pd.DataFrame, Origin]:
+    origin = Origin(str(path))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            payload = json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON: {exc.msg} at line {exc.lineno}", file=path) from exc
+    if isinstance(payload, dict):  # column-oriented ({"date": [...], "open": [...]})
+        return pd.DataFrame(payload), origin
+    return _from_rows(payload, origin), origin
+
+
+def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
+    """The raw table of ``source`` (a path, DataFrame or list of candles) and where it came from."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+    if isinstance(source, pd.DataFrame):
+        frame = source.reset_index() if isinstance(source.index, pd.DatetimeIndex) else source
+        return frame.copy(), Origin()
+    if isinstance(source, list):
+        return _from_rows(source, Origin("<list>")), Origin("<list>")
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    try:
+        if suffixes.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path), Origin(str(path))
+        if suffixes.endswith((".feather", ".ftr", ".arrow")):
+            return pd.read_feather(path), Origin(str(path))
+        if suffixes.endswith(".json"):
+            return _read_json(path)
+        return _read_csv(path)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"cannot read as {path.suffix or 'CSV'}: {exc}", file=path) from exc
+
+
+# ----- normalising ----------------------------------------------------------------------------------
+
+
+def _normalise_names(frame: pd.DataFrame) -> pd.DataFrame:
+    def clean(name) -> str:
+        text = re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+        return "funding_rate" if text in RATE_ALIASES else text
+
+    return frame.rename(columns=clean)
+
+
+def _time_column(frame: pd.DataFrame, origin: Origin) -> str:
+    for name in TIME_COLUMNS:
+        if name in frame.columns:
+            return name
+    raise origin.error(f"no timestamp column: expected one of {', '.join(TIME_COLUMNS)}; found: "
+                       f"{', '.join(map(str, frame.columns))}", column="timestamp")
+
+
+def indexed(frame: pd.DataFrame, origin: Origin) -> pd.DataFrame:
+    """Lower-case column names and a checked UTC index from the timestamp column."""
+    frame = _normalise_names(frame)
+    column = _time_column(frame, origin)
+    index = parse_timestamps(frame[column], origin, column)
+    check_index(index, origin, column)
+    frame = frame.drop(columns=[column])
+    frame.index = index
+    frame.index.name = "timestamp"
+    return frame
+
+
+def _symbol_from(path) -> str | None:
+    if not isinstance(path, str | Path):
+        return None
+    stem = Path(path).name.split(".")[0].split("-")[0]
+    parts = stem.split("_")
+    if len(parts) == 3 and parts[1] == parts[2]:  # freqtrade futures: XRP_USDT_USDT
+        return parts[0] + parts[1]
+    return "".join(parts) or None
+
+
+def _numeric(frame: pd.DataFrame, columns, origin: Origin) -> pd.DataFrame:
+    for column in columns:
+        if column in frame.columns and not pd.api.types.is_numeric_dtype(frame[column].dtype):
+            converted = pd.to_numeric(frame[column], errors="coerce")
+            bad = converted.isna() & frame[column].notna()
+            if bad.any():
+                position = int(np.argmax(bad.to_numpy()))
+                raise origin.error(f"not a number: {frame[column].iloc[position]!r}",
+                                   column=column, position=position)
+            frame[column] = converted
+    return frame
+
+
+# ----- public loaders -----------------------------------------------------------------------------
+
+
+def load_funding(source, *, format: str = "auto") -> pd.Series:
+    """Funding-rate history as a Series of rates (fractions) indexed by funding time (UTC).
+
+    >>> load_funding(pd.DataFrame({"fundingTime": [1700006400000], "fundingRate": [0.0001]}))
+    timestamp
+    2023-11-15 00:00:00+00:00    0.0001
+    Name: funding_rate, dtype: float64
+    """
+    frame, origin = read_table(source, format=format)
+    frame = indexed(frame, origin)
+    column = "funding_rate" if "funding_rate" in frame.columns else "open" if "open" in frame.columns else None
+    if column is None:
+        raise origin.error("no funding-rate column: expected fundingRate, funding_rate or rate "
+                           f"(freqtrade: open); found: {', '.join(map(str, frame.columns))}",
+                           column="funding_rate")
+    frame = _numeric(frame, [column], origin)
+    return frame[column].astype(float).rename("funding_rate")
+
+
+def load_mark(source, *, format: str = "auto") -> pd.DataFrame:
+    """Mark-price candles (open, high, low, close) indexed by bar open time (UTC)."""
+    frame, origin = read_table(source, format=format)
+    frame = indexed(frame, origin)
+    require_columns(frame, PRICE_COLUMNS, origin)
+    return _numeric(frame, PRICE_COLUMNS, origin)[list(PRICE_COLUMNS)].astype(float)
+
+
+def load(path, *, format: str = "auto", symbol: str | None = None, funding=None, mark=None,
+         depth=None, timeframe: str | None = None, on_gap: str = "warn",
+         max_funding_rate: float = DEFAULT_MAX_FUNDING_RATE):
+    """Load and validate bars into a :class:`~backtest.market.Market`.
+
+    ``funding`` and ``mark`` may be paths (any supported layout) or a Series/DataFrame; they are
+    aligned to the bars. ``depth`` is a Series of 2%-depth in USD. ``timeframe`` (e.g. ``"4h"``)
+    resamples after loading. ``on_gap``: ``"warn"`` (default), ``"raise"`` or ``"ignore"``
+    missing bars.
+
+    >>> import backtest
+    >>> market = backtest.load(backtest.sample_path("BTCUSDT"))   # doctest: +SKIP
+    >>> market.funding.dropna().head(1)                            # doctest: +SKIP
+    """
+    from backtest.market import Market
+
+    frame, origin = read_table(path, format=format)
+    frame = indexed(frame, origin)
+    require_columns(frame, PRICE_COLUMNS, origin)
+    extras = [*MARK_COLUMNS, "funding_rate", DEPTH_COLUMN, "volume"]
+    frame = _numeric(frame, [*PRICE_COLUMNS, *extras], origin)
+    check_gaps(frame.index, origin, on_gap)
+
+    if mark is None and all(c in frame.columns for c in MARK_COLUMNS):
+        mark = frame[list(MARK_COLUMNS)].rename(columns=lambda c: c.removeprefix("mark_"))
+    elif mark is not None and not isinstance(mark, pd.DataFrame):
+        mark = load_mark(mark)
+    if funding is None and "funding_rate" in frame.columns:
+        funding = frame["funding_rate"]
+    elif funding is not None and not isinstance(funding, pd.Series | pd.DataFrame):
+        funding = load_funding(funding)
+    if depth is None and DEPTH_COLUMN in frame.columns:
+        depth = frame[DEPTH_COLUMN]
+
+    ohlcv = frame[[c for c in (*PRICE_COLUMNS, "volume") if c in frame.columns]]
+    market = Market(ohlcv, mark=mark, funding=funding, depth=depth,
+                    symbol=symbol or _symbol_from(path), source=origin.file,
+                    max_funding_rate=max_funding_rate, origin=origin)
+    return market.resample(timeframe) if timeframe else market

@@ -1,0 +1,227 @@
+"""``Market``: one instrument's validated bars, with optional mark price, funding and depth.
+
+Choices:
+
+- The index is a UTC ``DatetimeIndex`` of bar *open* times; naive timestamps are taken as UTC.
+- **Funding alignment**: a funding event at time T belongs to the bar with
+  ``open_time <= T < next open_time``, so exchange timestamps carrying a few milliseconds of jitter
+  land on the right bar; several events inside one bar are summed. ``funding`` is NaN on bars
+  with no event. Events before the first bar or at/after the end of the last bar are dropped.
+- **Mark coverage**: mark-price candles are aligned on the bar open times; bars the mark series
+  does not cover are NaN, and the engine falls back to traded prices there.
+- ``depth`` is the 2%-order-book depth in USD (both sides), aligned like mark prices.
+
+>>> import pandas as pd
+>>> bars = pd.DataFrame({"open": [100.0, 101], "high": [102.0, 103], "low": [99.0, 100],
+...                      "close": [101.0, 102]},
+...                     index=pd.date_range("2025-01-01", periods=2, freq="8h"))
+>>> market = Market(bars, funding=pd.Series([0.0001], index=[pd.Timestamp("2025-01-01 08:00:00.004")]))
+>>> market.funding.tolist()
+[nan, 0.0001]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from backtest.data.validate import (
+    DEFAULT_MAX_FUNDING_RATE,
+    PRICE_COLUMNS,
+    Origin,
+    check_funding,
+    check_index,
+    check_prices,
+    check_volume,
+    modal_spacing,
+)
+from backtest.errors import DataError
+
+OHLCV_COLUMNS = (*PRICE_COLUMNS, "volume")
+
+
+def _utc_index(index, origin: Origin) -> pd.DatetimeIndex:
+    if not isinstance(index, pd.DatetimeIndex):
+        raise origin.error("bars need a DatetimeIndex of bar open times", column="timestamp")
+    return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+
+
+def align_events(events: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
+    """Sum events (e.g. funding payments) into the bar whose [open, next open) holds them."""
+    events = events.dropna()
+    if len(index) == 0:
+        return pd.Series(np.nan, index=index, dtype=float)
+    times = events.index
+    times = times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
+    positions = index.searchsorted(times, side="right") - 1
+    spacing = modal_spacing(index) if len(index) > 1 else pd.Timedelta(0)
+    inside = (positions >= 0) & (times < index[-1] + spacing)
+    summed = pd.Series(events.to_numpy(dtype=float)[inside]).groupby(positions[inside]).sum()
+    aligned = np.full(len(index), np.nan)
+    aligned[summed.index.to_numpy()] = summed.to_numpy()
+    return pd.Series(aligned, index=index, name="funding_rate")
+
+
+def _align_frame(frame: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.index = _utc_index(frame.index, Origin())
+    return frame[~frame.index.duplicated(keep="last")].reindex(index)
+
+
+class Market:
+    """Aligned bars of one instrument, validated on construction.
+
+    Parameters
+    ----------
+    ohlcv : DataFrame with ``open, high, low, close`` (and optionally ``volume``) on a
+        DatetimeIndex of bar open times.
+    mark : DataFrame of mark-price ``open, high, low, close`` on any DatetimeIndex, aligned here.
+    funding : Series of funding rates (fractions per interval) indexed by funding time.
+    depth : Series of 2%-order-book depth in USD.
+    symbol, source : labels used in reports and error messages.
+    validate : check prices, order and funding (default True).
+    max_funding_rate : largest believable |funding rate| per interval.
+
+    >>> idx = pd.date_range("2025-01-01", periods=3, freq="1h", tz="UTC")
+    >>> m = Market(pd.DataFrame({"open": [1.0, 2, 3], "high": [2.0, 3, 4], "low": [0.5, 1, 2],
+    ...                          "close": [2.0, 3, 4]}, index=idx), symbol="X")
+    >>> len(m), m.freq
+    (3, Timedelta('0 days 01:00:00'))
+    """
+
+    def __init__(self, ohlcv: pd.DataFrame, *, mark=None, funding=None, depth=None, symbol=None,
+                 source=None, validate: bool = True,
+                 max_funding_rate: float = DEFAULT_MAX_FUNDING_RATE, origin: Origin | None = None,
+                 ) -> None:
+        origin = origin or Origin(file=None if source is None else str(source))
+        if not isinstance(ohlcv, pd.DataFrame):
+            raise origin.error(f"ohlcv must be a DataFrame, got {type(ohlcv).__name__}")
+        frame = ohlcv.rename(columns=lambda c: str(c).strip().lower())
+        missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
+        if missing:
+            raise origin.error(f"missing column(s) {', '.join(missing)}; found: "
+                               f"{', '.join(map(str, ohlcv.columns)) or 'none'}", column=missing[0])
+        index = _utc_index(frame.index, origin)
+        data = {c: frame[c].to_numpy(dtype=float) for c in PRICE_COLUMNS}
+        data["volume"] = (frame["volume"].to_numpy(dtype=float) if "volume" in frame.columns
+                          else np.full(len(frame), np.nan))
+        self._ohlcv = pd.DataFrame(data, index=index)
+        self._ohlcv.index.name = "timestamp"
+        self.symbol = symbol
+        self.source = origin.file
+
+        if mark is not None:
+            mark = _align_frame(mark.rename(columns=lambda c: str(c).strip().lower()), index)
+            mark = mark[list(PRICE_COLUMNS)].astype(float)
+        if funding is not None:
+            if isinstance(funding, pd.DataFrame):
+                funding = funding.iloc[:, 0]
+            funding = funding.astype(float)
+            if not funding.index.equals(index) or funding.notna().sum() == 0:
+                funding = align_events(funding, index)
+            funding.name = "funding_rate"
+        if depth is not None:
+            depth = _align_frame(depth.astype(float).to_frame("depth"), index)["depth"]
+            depth.name = "depth_2pct_usd"
+        self.mark, self.funding, self.depth = mark, funding, depth
+
+        if validate:
+            check_index(index, origin)
+            check_prices(self._ohlcv, origin)
+            check_volume(self._ohlcv, origin)
+            if mark is not None:
+                covered = mark.dropna(how="any")
+                check_prices(covered, Origin(origin.file and f"{origin.file} (mark)"))
+            if funding is not None:
+                check_funding(funding, origin, max_funding_rate)
+            if depth is not None:
+                bad = (depth < 0).to_numpy()
+                if bad.any():
+                    position = int(np.argmax(bad))
+                    raise origin.error(f"depth is negative at {index[position]}",
+                                       column="depth_2pct_usd", position=position)
+
+    # ----- bars -------------------------------------------------------------------------------
+
+    @property
+    def ohlcv(self) -> pd.DataFrame:
+        return self._ohlcv
+
+    @property
+    def index(self) -> pd.DatetimeIndex:
+        return self._ohlcv.index
+
+    @property
+    def open(self) -> pd.Series:
+        return self._ohlcv["open"]
+
+    @property
+    def high(self) -> pd.Series:
+        return self._ohlcv["high"]
+
+    @property
+    def low(self) -> pd.Series:
+        return self._ohlcv["low"]
+
+    @property
+    def close(self) -> pd.Series:
+        return self._ohlcv["close"]
+
+    @property
+    def volume(self) -> pd.Series:
+        return self._ohlcv["volume"]
+
+    @property
+    def freq(self) -> pd.Timedelta:
+        """The modal spacing of the bars."""
+        return modal_spacing(self.index)
+
+    def __len__(self) -> int:
+        return len(self._ohlcv)
+
+    def _replace(self, ohlcv, mark, funding, depth) -> Market:
+        return Market(ohlcv, mark=mark, funding=funding, depth=depth, symbol=self.symbol,
+                      source=self.source, validate=False)
+
+    def __getitem__(self, key) -> Market:
+        """Positional (``market[:100]``) or time (``market["2025-10":"2025-11"]``) slices."""
+        if not isinstance(key, slice):
+            raise TypeError("Market supports slices only, e.g. market[:100] or market['2025-10':]")
+        if all(k is None or isinstance(k, int | np.integer) for k in (key.start, key.stop)):
+            positions = np.arange(len(self))[key]
+        else:
+            positions = np.arange(len(self))[self.index.slice_indexer(key.start, key.stop, key.step)]
+
+        def take(obj):
+            return None if obj is None else obj.iloc[positions]
+
+        return self._replace(take(self._ohlcv), take(self.mark), take(self.funding), take(self.depth))
+
+    def resample(self, rule: str) -> Market:
+        """Coarser bars: open first, high max, low min, close last, volume and funding summed,
+        depth the minimum in the bar (the thinnest book); empty bins dropped.
+
+        >>> idx = pd.date_range("2025-01-01", periods=4, freq="1h", tz="UTC")
+        >>> m = Market(pd.DataFrame({"open": [1.0, 2, 3, 4], "high": [2.0, 3, 4, 5],
+        ...                          "low": [0.5, 1, 2, 3], "close": [2.0, 3, 4, 5]}, index=idx))
+        >>> m.resample("2h").close.tolist()
+        [3.0, 5.0]
+        """
+        from backtest.data.resample import resample_market
+
+        return resample_market(self, rule)
+
+    def __repr__(self) -> str:
+        extras = [name for name in ("mark", "funding", "depth") if getattr(self, name) is not None]
+        span = f"{self.index[0]} → {self.index[-1]}" if len(self) else "empty"
+        return (f"Market({self.symbol or '?'}: {len(self)} bars of {self.freq}, {span}"
+                f"{', with ' + ', '.join(extras) if extras else ''})")
+
+
+def require_market(obj, name: str = "market") -> Market:
+    if not isinstance(obj, Market):
+        raise ValueError(f"{name} must be a backtest.Market (see backtest.load), got {type(obj).__name__}")
+    return obj
+
+
+__all__ = ["DataError", "Market", "align_events"]
