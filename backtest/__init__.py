@@ -9,8 +9,12 @@ Data flows top to bottom: :class:`Market` (validated OHLCV, mark price, funding,
 """
 
 from backtest.data.readers import load, load_funding, load_mark, sample_path
+from backtest.engine.margin import bankruptcy_price, liquidation_price, load_tiers
+from backtest.engine.simulate import simulate
 from backtest.errors import DataError, DataWarning
 from backtest.market import Market
+from backtest.result import Result
+from backtest.strategy import Param, Strategy
 
 __version__ = "0.1.0"
 
@@ -18,9 +22,16 @@ __all__ = [
     "DataError",
     "DataWarning",
     "Market",
+    "Param",
+    "Result",
+    "Strategy",
     "__version__",
+    "bankruptcy_price",
     "load",
     "load_funding",
     "load_mark",
+    "load_tiers",
+    "liquidation_price",
     "sample_path",
+    "simulate",
 ]

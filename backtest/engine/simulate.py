@@ -1,0 +1,311 @@
+"""``simulate``: the Python entry of the engine — validate once, broadcast flexibly, run the kernel.
+
+Semantics (linear USDT-margined perpetuals, one-way mode; one column = one account unless
+grouped):
+
+- **Fills.** Orders fill at the reference price (the next bar's open with ``timing="next_open"``,
+  the default, or the signal bar's close with ``timing="close"``) moved against the trader by
+  ``slippage`` and, when the market has a 2%-depth series and ``depth_impact`` is on, by
+  ``0.01 × notional / depth`` more (walking a linear book: eating the whole 2% depth costs 1% on
+  average). Fees (taker, ``fees`` × notional) are charged on every fill.
+- **Margin.** Opening needs ``notional / leverage`` of margin plus the fee out of the available
+  equity (equity less the margin of the account's other positions). ``size_type="equity"``
+  commits ``size`` of it (fees included); ``"notional"`` is in quote currency; ``"exposure"`` is
+  notional / equity; ``"risk"`` loses ``size`` × equity if the stop is hit; ``"target_vol"``
+  scales notional to ``size`` / realized volatility (log returns over ``vol_window`` bars up to
+  the signal bar, annualized on 365 days). An order the account cannot margin, or whose notional
+  falls in a bracket allowing less than the leverage, is rejected and recorded — except the last
+  three size types, which are capped at what the account and the tiers allow.
+- **Stops.** ``sl_stop``/``tp_stop``/``trail_stop`` are fractions of the entry's reference
+  price; ``sl_price``/``tp_price`` absolute levels read on the signal bar and fixed for the trade
+  (a level on the wrong side of the entry is ignored). Stop-loss and trailing exits are market
+  orders (slippage applies); take-profit is a limit order at its level. A gap through a level
+  fills at the open.
+- **Liquidation** when the margin balance falls to the maintenance margin (tiers by notional),
+  checked along the intrabar path on the mark price when the market has one. The position closes
+  at the liquidation price (the open if it gapped through), pays the clearance fee
+  ``liquidation_fee`` × notional out of what is left; isolated losses stop at the position's
+  margin and cross losses at the wallet, the rest is the insurance fund's shortfall (recorded).
+- **Funding** at bars where the market's funding series has a rate (``funding=True``), or a
+  constant rate every 8 h (``funding=<float>``): each position pays ``qty × mark open × rate``
+  (longs pay positive rates). Off with ``funding=False``.
+- **Accounts** with less than 0.01% of their initial cash left are closed: no more orders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from backtest.engine.margin import TIERS_DIR, check_tiers, flat_tiers, load_tiers
+from backtest.engine.nb import simulate_nb
+from backtest.engine.records import (
+    DEFAULT_LIQUIDATION_FEE,
+    DEFAULT_MMR,
+    FUNDING_INTERVAL_HOURS,
+    Intrabar,
+    MarginMode,
+    SizeType,
+    Timing,
+)
+from backtest.market import align_events, require_market
+
+SIGNAL_ARGS = ("entries", "exits", "short_entries", "short_exits")
+FLOAT_ARGS = ("size", "sl_stop", "tp_stop", "trail_stop", "sl_price", "tp_price", "fees", "slippage")
+PER_COLUMN_ARGS = ("leverage",)
+DAYS_PER_YEAR = 365
+DEFAULT_VOL_WINDOW_DAYS = 30
+
+
+def _enum(name: str, value, enum) -> int:
+    if value not in enum._fields:
+        raise ValueError(f"{name} must be one of {list(enum._fields)}, got {value!r}")
+    return getattr(enum, value)
+
+
+def _width(name, value, n_bars, per_column=False):
+    """Number of columns an argument implies (1 when it broadcasts)."""
+    if value is None or np.isscalar(value):
+        return 1
+    if isinstance(value, pd.DataFrame):
+        return value.shape[1]
+    array = np.asarray(value)
+    if array.ndim == 1:
+        return len(array) if per_column else 1
+    if array.ndim == 2:
+        return array.shape[1]
+    raise ValueError(f"{name} must be a scalar, 1-D or 2-D, got {array.ndim} dimensions")
+
+
+def _flex(name, value, index, n_cols, dtype, fill, per_column=False) -> np.ndarray:
+    """``value`` as a 2-D array whose length-1 axes broadcast over bars × columns."""
+    n_bars = len(index)
+    if value is None:
+        return np.full((1, 1), fill, dtype=dtype)
+    if isinstance(value, pd.Series | pd.DataFrame):
+        if not per_column and not value.index.equals(index):
+            raise ValueError(f"{name} is not aligned with the market: its index differs from the bars")
+        value = value.to_numpy()
+    array = np.asarray(value)
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    elif array.ndim == 1:
+        array = array.reshape(1, -1) if per_column else array.reshape(-1, 1)
+    rows, cols = array.shape
+    if rows not in (1, n_bars) or cols not in (1, n_cols):
+        raise ValueError(f"{name} has shape {array.shape}, which does not broadcast against "
+                         f"{n_bars} bars × {n_cols} columns")
+    if dtype is bool:
+        if array.dtype != bool:
+            if array.dtype.kind == "f" and np.isnan(array).any():
+                raise ValueError(f"{name} contains NaN; signals must be True/False")
+            array = array.astype(bool)
+        return np.asfortranarray(array)
+    try:
+        array = array.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric") from exc
+    return np.asfortranarray(array)
+
+
+def _column_index(args: dict, columns, n_bars) -> pd.Index:
+    widths = {name: _width(name, value, n_bars, name in PER_COLUMN_ARGS or name == "init_cash")
+              for name, value in args.items()}
+    n_cols = max(widths.values(), default=1)
+    if columns is not None:
+        columns = columns if isinstance(columns, pd.Index) else pd.Index(columns)
+        if n_cols not in (1, len(columns)):
+            raise ValueError(f"columns has {len(columns)} labels but the arguments imply {n_cols} columns")
+        return columns
+    for name, width in widths.items():
+        if width not in (1, n_cols):
+            raise ValueError(f"{name} has {width} columns but other arguments have {n_cols}")
+    for value in args.values():
+        if isinstance(value, pd.DataFrame) and value.shape[1] == n_cols:
+            return value.columns
+    return pd.RangeIndex(n_cols)
+
+
+def _tiers(market, tiers, mmr) -> pd.DataFrame:
+    if tiers is not None and mmr is not None:
+        raise ValueError("give either mmr (a flat maintenance rate) or tiers, not both")
+    if mmr is not None:
+        if not (np.isscalar(mmr) and 0.0 <= float(mmr) < 1.0):
+            raise ValueError(f"mmr must be a number in [0, 1), got {mmr!r}")
+        return flat_tiers(float(mmr))
+    if tiers is None:
+        shipped = market.symbol and (TIERS_DIR / f"{str(market.symbol).upper()}.json").is_file()
+        return load_tiers(market.symbol) if shipped else flat_tiers(DEFAULT_MMR)
+    if isinstance(tiers, pd.DataFrame):
+        return check_tiers(tiers)
+    return load_tiers(tiers)
+
+
+def _funding_rates(market, funding) -> np.ndarray:
+    if funding is False or funding is None:
+        return np.empty(0)
+    if funding is True:
+        if market.funding is None:
+            return np.empty(0)
+        return market.funding.to_numpy(dtype=float)
+    if not np.isscalar(funding) or not np.isfinite(funding):
+        raise ValueError(f"funding must be True, False or a constant rate per 8 h, got {funding!r}")
+    start = market.index[0].floor(f"{FUNDING_INTERVAL_HOURS}h")
+    end = market.index[-1] + market.freq
+    times = pd.date_range(start, end, freq=f"{FUNDING_INTERVAL_HOURS}h", inclusive="left")
+    return align_events(pd.Series(float(funding), index=times), market.index).to_numpy()
+
+
+def _realized_vol(market, window) -> np.ndarray:
+    bar = market.freq
+    periods_per_year = pd.Timedelta(days=DAYS_PER_YEAR) / bar if bar > pd.Timedelta(0) else np.nan
+    if window is None:
+        window = max(int(pd.Timedelta(days=DEFAULT_VOL_WINDOW_DAYS) / bar), 2) if bar > pd.Timedelta(0) else 2
+    log_returns = np.log(market.close).diff()
+    return (log_returns.rolling(window).std() * np.sqrt(periods_per_year)).to_numpy()
+
+
+def _groups(group_by, n_cols, columns):
+    """(col_order, group_start, group_len, group labels)."""
+    if group_by is None or group_by is False:
+        order = np.arange(n_cols)
+        return order, order.copy(), np.ones(n_cols, dtype=np.int64), columns
+    labels = np.zeros(n_cols, dtype=np.int64) if group_by is True else None
+    names = pd.Index(["group"]) if group_by is True else None
+    if labels is None:
+        values = np.asarray(group_by)
+        if values.shape != (n_cols,):
+            raise ValueError(f"group_by must give one label per column ({n_cols}), got shape {values.shape}")
+        labels, names = pd.factorize(values)
+        names = pd.Index(names, name="group")
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return order, starts, counts, names
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Validated arguments of one simulate call (what the kernel and Result need)."""
+
+    size_type: int
+    margin_mode: int
+    timing: int
+    intrabar: int
+    liquidation_fee: float
+    tiers: pd.DataFrame
+
+
+def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table, leverage,
+              size, sl_stop, sl_price, mmr) -> _Call:
+    call = _Call(_enum("size_type", size_type, SizeType), _enum("margin_mode", margin_mode, MarginMode),
+                 _enum("timing", timing, Timing), _enum("intrabar", intrabar, Intrabar),
+                 float(liquidation_fee), tiers_table)
+    if not np.all(np.isfinite(leverage)) or np.any(leverage <= 0):
+        raise ValueError(f"leverage must be positive and finite, got {np.unique(leverage)[:5]}")
+    top = float(tiers_table["max_leverage"].iloc[0])
+    if np.any(leverage > top):
+        raise ValueError(f"leverage {float(np.max(leverage))} is above the maximum {top:g} the tiers allow")
+    if mmr is not None and np.any(float(mmr) >= 1.0 / leverage):
+        raise ValueError(f"mmr {mmr} must be below 1 / leverage ({1.0 / float(np.max(leverage)):.4g}): "
+                         "the position would be liquidated on entry")
+    if np.isnan(size).any():
+        raise ValueError("size contains NaN; use 0 for no order")
+    if np.any(size < 0):
+        raise ValueError("size must be >= 0; express direction with entries / short_entries")
+    if call.size_type == SizeType.risk and np.isnan(sl_stop).all() and np.isnan(sl_price).all():
+        raise ValueError("size_type='risk' needs a stop: give sl_stop or sl_price")
+    if not 0.0 <= call.liquidation_fee < 1.0:
+        raise ValueError(f"liquidation_fee must be in [0, 1), got {liquidation_fee!r}")
+    return call
+
+
+def simulate(market, *, entries=None, exits=None, short_entries=None, short_exits=None, size=1.0,
+             size_type="equity", leverage=1.0, margin_mode="isolated", sl_stop=None, tp_stop=None,
+             trail_stop=None, sl_price=None, tp_price=None, fees=0.0, slippage=0.0,
+             timing="next_open", init_cash=10_000.0, mmr=None, tiers=None,
+             liquidation_fee=DEFAULT_LIQUIDATION_FEE, funding=True, intrabar="auto", group_by=None,
+             depth_impact=True, columns=None, per_bar=True, vol_window=None):
+    """Simulate leveraged perpetual-futures accounts on ``market``; returns a :class:`Result`.
+
+    Array arguments broadcast against (bars × columns) like vectorbt: a scalar, one value per
+    bar (1-D or Series), or a (bars × columns) array/DataFrame; ``leverage`` and ``init_cash``
+    take one value per column as 1-D. See the module docstring for the semantics.
+
+    >>> import backtest, numpy as np
+    >>> market = backtest.load(backtest.sample_path("BTCUSDT"))[:2000]      # doctest: +SKIP
+    >>> entries = np.zeros(len(market), bool); entries[100] = True          # doctest: +SKIP
+    >>> result = backtest.simulate(market, entries=entries, leverage=10)    # doctest: +SKIP
+    >>> result.liquidations                                                  # doctest: +SKIP
+    """
+    market = require_market(market)
+    index = market.index
+    n_bars = len(index)
+    if n_bars == 0:
+        raise ValueError("market has no bars")
+    if entries is None and short_entries is None:
+        raise ValueError("give entries or short_entries (boolean signals)")
+    args = {"entries": entries, "exits": exits, "short_entries": short_entries,
+            "short_exits": short_exits, "size": size, "sl_stop": sl_stop, "tp_stop": tp_stop,
+            "trail_stop": trail_stop, "sl_price": sl_price, "tp_price": tp_price, "fees": fees,
+            "slippage": slippage, "leverage": leverage}
+    column_index = _column_index(args, columns, n_bars)
+    n_cols = len(column_index)
+    flex = {name: _flex(name, args[name], index, n_cols, bool, False) for name in SIGNAL_ARGS}
+    for name in FLOAT_ARGS:
+        flex[name] = _flex(name, args[name], index, n_cols, float, np.nan)
+    flex["leverage"] = _flex("leverage", leverage, index, n_cols, float, 1.0, per_column=True)
+    for name in ("fees", "slippage", "sl_stop", "tp_stop", "trail_stop"):
+        values = flex[name][~np.isnan(flex[name])]
+        if np.any(values < 0) or (name in ("fees", "slippage") and np.any(values >= 1)):
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {values.min() if values.size else None}")
+    for name in ("fees", "slippage"):
+        flex[name] = np.nan_to_num(flex[name])
+
+    tiers_table = _tiers(market, tiers, mmr)
+    call = _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table,
+                     flex["leverage"], flex["size"], flex["sl_stop"], flex["sl_price"], mmr)
+    col_order, group_start, group_len, group_index = _groups(group_by, n_cols, column_index)
+    if np.any(group_len > 1) and call.margin_mode != MarginMode.cross:
+        raise ValueError("group_by shares one wallet between columns: it needs margin_mode='cross'")
+    cash = np.broadcast_to(np.asarray(init_cash, dtype=float), (len(group_start),)) \
+        if np.ndim(init_cash) == 0 or len(np.atleast_1d(init_cash)) == len(group_start) else None
+    if cash is None or not np.all(np.isfinite(cash)) or np.any(cash <= 0):
+        raise ValueError(f"init_cash must be positive, one value or one per account ({len(group_start)})")
+
+    nan_bars = np.full(n_bars, np.nan)
+    mark = market.mark
+    mark_arrays = [mark[c].to_numpy(dtype=float) if mark is not None else nan_bars for c in
+                   ("open", "high", "low", "close")]
+    depth = market.depth.to_numpy(dtype=float) if depth_impact and market.depth is not None else nan_bars
+    vol = _realized_vol(market, vol_window) if call.size_type == SizeType.target_vol else nan_bars
+
+    out = simulate_nb(
+        market.open.to_numpy(float), market.high.to_numpy(float), market.low.to_numpy(float),
+        market.close.to_numpy(float), *mark_arrays, _funding_rates(market, funding), depth, vol,
+        flex["entries"], flex["exits"], flex["short_entries"], flex["short_exits"], flex["size"],
+        flex["sl_stop"], flex["tp_stop"], flex["trail_stop"], flex["sl_price"], flex["tp_price"],
+        flex["leverage"], flex["fees"], flex["slippage"], np.ascontiguousarray(cash),
+        col_order.astype(np.int64), np.asarray(group_start, np.int64), np.asarray(group_len, np.int64),
+        *(tiers_table[c].to_numpy(float) for c in ("max_notional", "mmr", "maintenance_amount",
+                                                    "max_leverage")),
+        call.size_type, call.margin_mode, call.timing, call.intrabar, call.liquidation_fee,
+        bool(per_bar),
+    )
+    from backtest.result import Result
+
+    settings = {
+        "leverage": leverage if np.isscalar(leverage) else list(np.ravel(flex["leverage"])),
+        "margin_mode": margin_mode, "fees": fees if np.isscalar(fees) else "varies",
+        "slippage": slippage if np.isscalar(slippage) else "varies", "funding": funding,
+        "timing": timing, "intrabar": intrabar, "size": size if np.isscalar(size) else "varies",
+        "size_type": size_type, "init_cash": init_cash,
+        "tiers": tiers if isinstance(tiers, str) else ("custom" if tiers is not None else
+                                                       (f"flat mmr {mmr}" if mmr is not None else
+                                                        market.symbol or f"flat mmr {DEFAULT_MMR}")),
+        "liquidation_fee": call.liquidation_fee, "depth_impact": bool(depth_impact and market.depth is not None),
+    }
+    return Result(market, column_index, group_index, col_order, group_start, group_len, cash,
+                  out, settings, grouped=group_by is not None and group_by is not False)

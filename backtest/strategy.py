@@ -1,0 +1,353 @@
+"""The ``Strategy`` base class: parameters, vectorized hooks, parameter grids.
+
+A strategy is a class whose parameters are class attributes with defaults and whose hooks turn a
+:class:`~backtest.market.Market` into arrays for :func:`backtest.simulate`:
+
+- ``signals(market)`` → mapping with any of ``entries``, ``exits``, ``short_entries``,
+  ``short_exits`` (boolean Series or arrays, one value per bar). The only hook you must write.
+- ``stops(market)`` → mapping with any of ``sl_stop``, ``tp_stop``, ``trail_stop`` (fractions of
+  the entry price) and ``sl_price``, ``tp_price`` (absolute levels per bar). Default: none.
+- ``size(market)`` → mapping with ``size`` (scalar or per bar) and ``size_type``. Default:
+  ``{"size": 1.0, "size_type": "equity"}``, all equity committed as margin.
+
+Settings shared by every strategy (``leverage``, ``margin_mode``, ``fees``, ``slippage``,
+``timing``, ``init_cash``, ``tiers``, ``mmr``, ``funding``, ``intrabar``) are class attributes
+too; override them in the subclass or per run.
+
+Parameters are declared as annotated class attributes (``fast: int = 10``) or, to add bounds, as
+:class:`Param` (``fast = Param(10, ge=2)``). They are stored unchanged and checked when the
+strategy runs, with "did you mean" hints for misspelled names.
+
+Hooks see the whole market but must not look ahead: the value at bar t may use data up to t's
+close only; with the default ``timing="next_open"`` a signal at t fills at t+1's open.
+
+Example — a complete strategy in a few lines:
+
+>>> import vectorbt as vbt                                   # doctest: +SKIP
+>>> class SmaCross(Strategy):                                # doctest: +SKIP
+...     fast: int = 20
+...     slow: int = 50
+...     leverage = 3.0
+...     def signals(self, market):
+...         fast = vbt.MA.run(market.close, self.fast).ma
+...         slow = vbt.MA.run(market.close, self.slow).ma
+...         return {"entries": fast > slow, "exits": fast < slow}
+>>> result = SmaCross().run(market, fast=[10, 20], slow=[50, 100])   # doctest: +SKIP
+>>> result.stats()                                           # 4 columns  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import numbers
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+SIGNAL_KEYS = ("entries", "exits", "short_entries", "short_exits")
+STOP_KEYS = ("sl_stop", "tp_stop", "trail_stop", "sl_price", "tp_price")
+SIZE_KEYS = ("size", "size_type")
+
+# Settings that simulate() accepts per column, so a grid may vary them.
+PER_COLUMN_SETTINGS = ("leverage", "fees", "slippage", "init_cash")
+# Settings that hold for the whole call.
+CALL_SETTINGS = ("margin_mode", "timing", "tiers", "mmr", "funding", "intrabar")
+SETTINGS = PER_COLUMN_SETTINGS + CALL_SETTINGS
+
+
+@dataclass(frozen=True)
+class Param:
+    """A strategy parameter with a default and optional bounds or choices.
+
+    >>> class Breakout(Strategy):
+    ...     window = Param(20, ge=2, doc="Donchian channel length, bars")
+    ...     def signals(self, market):
+    ...         return {}
+    >>> Breakout(window=1).validate()
+    Traceback (most recent call last):
+    ...
+    ValueError: Breakout: parameter 'window' must be >= 2, got 1
+    """
+
+    default: Any
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple | None = None
+    doc: str = ""
+
+    def check(self, owner: str, name: str, value: Any) -> None:
+        where = f"{owner}: parameter {name!r}"
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"{where} must be one of {list(self.choices)}, got {value!r}")
+            return
+        if value is None:
+            return
+        for bound, ok, word in (
+            (self.ge, lambda v, b: v >= b, ">="),
+            (self.gt, lambda v, b: v > b, ">"),
+            (self.le, lambda v, b: v <= b, "<="),
+            (self.lt, lambda v, b: v < b, "<"),
+        ):
+            if bound is not None and not ok(value, bound):
+                raise ValueError(f"{where} must be {word} {bound}, got {value!r}")
+
+
+def _check_type(owner: str, name: str, expected: type, value: Any) -> Any:
+    """Check ``value`` against a parameter's declared type; ints are accepted for floats."""
+    where = f"{owner}: parameter {name!r}"
+    if expected is bool:
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{where} must be a bool, got {value!r}")
+        return bool(value)
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"{where} must be an int, got {value!r}")
+        return int(value)
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise ValueError(f"{where} must be a number, got {value!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"{where} must be finite, got {value!r}")
+        return float(value)
+    if expected is str and not isinstance(value, str):
+        raise ValueError(f"{where} must be a str, got {value!r}")
+    return value
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+class Strategy:
+    """Base class of every strategy; see the module docstring for the contract.
+
+    >>> class AlwaysLong(Strategy):
+    ...     def signals(self, market):
+    ...         return {"entries": np.ones(len(market), dtype=bool)}
+    >>> AlwaysLong(leverage=2.0).leverage
+    2.0
+    """
+
+    leverage: float = 1.0
+    margin_mode: str = "isolated"
+    fees: float = 0.0005  # Binance USDⓈ-M taker fee, regular tier
+    slippage: float = 0.0
+    timing: str = "next_open"
+    init_cash: float = 10_000.0
+    tiers: Any = None
+    mmr: float | None = None
+    funding: Any = True
+    intrabar: str = "auto"
+
+    _settings_constraints: ClassVar[dict[str, Param]] = {
+        "leverage": Param(1.0, gt=0),
+        "margin_mode": Param("isolated", choices=("isolated", "cross")),
+        "fees": Param(0.0, ge=0, lt=1),
+        "slippage": Param(0.0, ge=0, lt=1),
+        "timing": Param("next_open", choices=("next_open", "close")),
+        "init_cash": Param(10_000.0, gt=0),
+        "intrabar": Param("auto", choices=("auto", "pessimistic", "optimistic")),
+    }
+
+    def __init__(self, **params: Any) -> None:
+        defaults = self.params()
+        known = tuple(defaults) + SETTINGS
+        for name, value in defaults.items():
+            setattr(self, name, value)
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(self._unknown(name, known))
+            setattr(self, name, value)
+
+    # ----- parameter declarations -------------------------------------------------------------
+
+    @classmethod
+    def params(cls) -> dict[str, Any]:
+        """Declared parameters and their defaults (``Param`` unwrapped), base classes first."""
+        found: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass in (Strategy, object):
+                continue
+            annotations = klass.__dict__.get("__annotations__", {})
+            for name, value in vars(klass).items():
+                if name.startswith("_") or name in SETTINGS or callable(value):
+                    continue
+                if isinstance(value, (classmethod, staticmethod, property)):
+                    continue
+                if isinstance(value, Param) or name in annotations:
+                    found[name] = value.default if isinstance(value, Param) else value
+        return found
+
+    @classmethod
+    def param_names(cls) -> tuple[str, ...]:
+        return tuple(cls.params())
+
+    @classmethod
+    def _declaration(cls, name: str) -> tuple[Param | None, type | None]:
+        for klass in cls.__mro__:
+            if name in vars(klass):
+                value = vars(klass)[name]
+                annotation = klass.__dict__.get("__annotations__", {}).get(name)
+                expected = _TYPES.get(annotation) if isinstance(annotation, str) else annotation
+                if isinstance(value, Param):
+                    if expected is None and value.default is not None:
+                        expected = type(value.default) if type(value.default) in _TYPES.values() else None
+                    return value, expected if expected in _TYPES.values() else None
+                return None, expected if expected in _TYPES.values() else None
+        return None, None
+
+    @classmethod
+    def _unknown(cls, name: str, known: tuple[str, ...]) -> str:
+        hint = difflib.get_close_matches(name, known, n=1)
+        suffix = f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(known)}"
+        return f"{cls.__name__}: unknown parameter {name!r}{suffix}"
+
+    def get_params(self) -> dict[str, Any]:
+        """Current parameter values (defaults overridden by keyword arguments)."""
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def get_settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in SETTINGS}
+
+    def validate(self) -> None:
+        """Check every parameter and setting against its type and bounds; ValueError names it."""
+        owner = type(self).__name__
+        for name in self.param_names() + SETTINGS:
+            value = getattr(self, name)
+            constraint, expected = self._declaration(name)
+            if name in self._settings_constraints:
+                constraint = self._settings_constraints[name]
+            if expected is not None and value is not None:
+                value = _check_type(owner, name, expected, value)
+                setattr(self, name, value)
+            if constraint is not None:
+                constraint.check(owner, name, value)
+        self.check_params()
+
+    def check_params(self) -> None:
+        """Override for checks across parameters (e.g. ``fast < slow``); raise ValueError."""
+
+    # ----- hooks ------------------------------------------------------------------------------
+
+    def signals(self, market) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must define signals(market)")
+
+    def stops(self, market) -> dict[str, Any]:
+        return {}
+
+    def size(self, market) -> dict[str, Any]:
+        return {"size": 1.0, "size_type": "equity"}
+
+    # ----- running ----------------------------------------------------------------------------
+
+    def with_params(self, **params: Any) -> Strategy:
+        """A copy with some parameters or settings replaced."""
+        merged = {**self.get_params(), **self.get_settings(), **params}
+        return type(self)(**merged)
+
+    def run(self, market, **grid: Any):
+        """Run the strategy on ``market``; any parameter given a list becomes a grid axis.
+
+        All combinations (the cartesian product) are simulated as columns of ONE
+        :func:`backtest.simulate` call; the result's columns carry a MultiIndex of the grid's
+        parameter values. Scalars in ``grid`` simply override a parameter.
+
+        >>> result = MyStrategy().run(market, fast=[10, 20, 30], slow=[50, 100])  # doctest: +SKIP
+        >>> result.equity.columns.names                                            # doctest: +SKIP
+        FrozenList(['fast', 'slow'])
+        """
+        from backtest.engine.simulate import simulate
+
+        axes = {k: list(v) for k, v in grid.items() if isinstance(v, list | tuple | np.ndarray | range)}
+        fixed = {k: v for k, v in grid.items() if k not in axes}
+        for name, values in axes.items():
+            if name in CALL_SETTINGS:
+                raise ValueError(f"{type(self).__name__}: setting {name!r} holds for the whole "
+                                 "run and cannot vary in a grid; run once per value instead")
+            if not values:
+                raise ValueError(f"{type(self).__name__}: grid for {name!r} is empty")
+        base = self.with_params(**fixed)
+        combos = list(itertools.product(*axes.values())) or [()]
+        variants = [base.with_params(**dict(zip(axes, combo, strict=True))) for combo in combos]
+        for variant in variants:
+            variant.validate()
+
+        columns = _grid_columns(axes, combos)
+        kwargs = _stack_hooks(variants, market, columns)
+        settings = base.get_settings()
+        for name in PER_COLUMN_SETTINGS:
+            values = [getattr(v, name) for v in variants]
+            kwargs[name] = np.asarray(values, dtype=float)[None, :] if name in axes else values[0]
+        for name in CALL_SETTINGS:
+            kwargs[name] = settings[name]
+        result = simulate(market, columns=columns, **kwargs)
+        result.strategy_name = type(self).__name__
+        result.params = {**base.get_params(), **{k: v for k, v in axes.items()}}
+        return result
+
+
+def _grid_columns(axes: dict[str, list], combos: list[tuple]) -> pd.Index:
+    if not axes:
+        return pd.RangeIndex(1)
+    if len(axes) == 1:
+        (name,) = axes
+        return pd.Index([combo[0] for combo in combos], name=name)
+    return pd.MultiIndex.from_tuples(combos, names=list(axes))
+
+
+def _as_column(value: Any, n_bars: int, what: str, owner: str) -> Any:
+    """A hook's per-bar value as a 1-D array (or scalar), checked for length."""
+    if value is None or np.isscalar(value):
+        return value
+    array = np.asarray(value.to_numpy() if isinstance(value, pd.Series) else value)
+    if array.ndim != 1 or len(array) != n_bars:
+        raise ValueError(f"{owner}: {what} must be a scalar or one value per bar "
+                         f"({n_bars}), got shape {array.shape}")
+    return array
+
+
+def _stack_hooks(variants: list[Strategy], market, columns: pd.Index) -> dict[str, Any]:
+    """Call every variant's hooks and stack their outputs into (bars × columns) arguments."""
+    n_bars = len(market)
+    per_variant: list[dict[str, Any]] = []
+    for variant in variants:
+        owner = type(variant).__name__
+        out: dict[str, Any] = {}
+        for hook, keys in ((variant.signals, SIGNAL_KEYS), (variant.stops, STOP_KEYS),
+                           (variant.size, SIZE_KEYS)):
+            produced = dict(hook(market) or {})
+            unknown = set(produced) - set(keys)
+            if unknown:
+                raise ValueError(f"{owner}.{hook.__name__}() returned unknown keys "
+                                 f"{sorted(unknown)}; expected some of {list(keys)}")
+            out.update(produced)
+        if not any(out.get(k) is not None for k in ("entries", "short_entries")):
+            raise ValueError(f"{owner}.signals() must return 'entries' or 'short_entries'")
+        per_variant.append({k: (v if k == "size_type" else _as_column(v, n_bars, k, owner))
+                            for k, v in out.items()})
+
+    kwargs: dict[str, Any] = {}
+    size_types = {pv.get("size_type", "equity") for pv in per_variant}
+    if len(size_types) > 1:
+        raise ValueError(f"size_type must be the same for every grid column, got {sorted(size_types)}")
+    kwargs["size_type"] = size_types.pop()
+    for key in SIGNAL_KEYS + STOP_KEYS + ("size",):
+        values = [pv.get(key) for pv in per_variant]
+        if all(v is None for v in values):
+            continue
+        is_signal = key in SIGNAL_KEYS
+        fill = False if is_signal else (1.0 if key == "size" else np.nan)
+        dtype = bool if is_signal else float
+        if all(v is None or np.isscalar(v) for v in values) and len({repr(v) for v in values}) == 1:
+            kwargs[key] = values[0]
+            continue
+        stacked = np.empty((n_bars, len(values)), dtype=dtype, order="F")
+        for j, value in enumerate(values):
+            stacked[:, j] = fill if value is None else value
+        kwargs[key] = pd.DataFrame(stacked, index=market.index, columns=columns)
+    return kwargs

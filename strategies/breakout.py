@@ -1,0 +1,91 @@
+"""Support/resistance breakout and retest.
+
+The idea: a resistance that breaks often becomes support. Chasing the breakout buys the top of a
+spike; waiting for the retest buys near the old level with a tight, well-defined stop beneath it.
+
+- **Breakout**: the close crosses above the resistance known at the previous bar (levels from
+  :mod:`backtest.levels`, pivots known only after their confirmation bars).
+- **Retest entry**: within ``retest_bars`` bars, a bar's low comes back to within
+  ``retest_tolerance`` of the broken level and the bar still closes above it.
+- **Stop** below the broken level less ``stop_buffer_atr`` ATRs; **target** at the next
+  resistance above (or ``min_reward`` × the risk when none is known).
+- **Size** risks ``risk`` of equity between entry and stop (``size_type="risk"``).
+- Shorts mirror all of it around support.
+
+>>> from strategies import BreakoutRetest
+>>> result = BreakoutRetest(risk=0.005).run(market)      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from backtest import levels
+from backtest.strategy import Param, Strategy
+
+
+class BreakoutRetest(Strategy):
+    """Buy the retest of a broken resistance, sell the retest of a broken support."""
+
+    retest_bars = Param(24, ge=1, doc="bars after a breakout during which a retest counts")
+    retest_tolerance = Param(0.003, ge=0.0, lt=0.1, doc="how close (fraction) the retest must come")
+    stop_buffer_atr = Param(1.0, ge=0.0, doc="stop distance beyond the broken level, in ATRs")
+    min_reward = Param(2.0, gt=0.0, doc="target in multiples of the risk when no level is known")
+    risk = Param(0.01, gt=0.0, lt=0.2, doc="fraction of equity lost if the stop is hit")
+    pivot_bars = Param(5, ge=1, doc="bars each side of a swing pivot")
+
+    leverage = 5.0
+    fees = 0.0005
+    slippage = 0.0002
+
+    def _setup(self, market):
+        import vectorbt as vbt
+
+        sr = levels.support_resistance(market, left=self.pivot_bars, right=self.pivot_bars)
+        atr = vbt.ATR.run(market.high, market.low, market.close, window=14).atr
+        return sr, atr
+
+    def _broken(self, level_before: pd.Series, crossed: pd.Series) -> pd.Series:
+        """The level broken at each crossing bar, carried forward for ``retest_bars`` bars."""
+        broken = level_before.where(crossed)
+        return broken.ffill(limit=self.retest_bars)
+
+    def _lines(self, market):
+        """Per bar: (long level, short level) — the broken resistance / support being retested."""
+        sr, atr = self._setup(market)
+        close, low, high = market.close, market.low, market.high
+        resistance_before = sr["resistance"].shift(1)
+        support_before = sr["support"].shift(1)
+        long_level = self._broken(resistance_before, close > resistance_before)
+        short_level = self._broken(support_before, close < support_before)
+        return sr, atr, close, low, high, long_level, short_level
+
+    def signals(self, market):
+        _, _, close, low, high, long_level, short_level = self._lines(market)
+        tol = self.retest_tolerance
+        long_retest = (low <= long_level * (1 + tol)) & (close > long_level)
+        short_retest = (high >= short_level * (1 - tol)) & (close < short_level)
+        # The breakout bar itself is not a retest: the level must be revisited afterwards.
+        long_retest &= long_level.shift(1).notna()
+        short_retest &= short_level.shift(1).notna()
+        return {
+            "entries": long_retest & ~short_retest,
+            "short_entries": short_retest & ~long_retest,
+            "exits": close < long_level.ffill() * (1 - 2 * tol),
+            "short_exits": close > short_level.ffill() * (1 + 2 * tol),
+        }
+
+    def stops(self, market):
+        sr, atr, close, _, _, long_level, short_level = self._lines(market)
+        buffer = self.stop_buffer_atr * atr
+        long_stop, short_stop = long_level - buffer, short_level + buffer
+        long_target = sr["resistance"].fillna(close + self.min_reward * (close - long_stop))
+        short_target = sr["support"].fillna(close - self.min_reward * (short_stop - close))
+        is_long = long_level.notna()
+        return {
+            "sl_price": long_stop.where(is_long, short_stop),
+            "tp_price": long_target.where(is_long, short_target),
+        }
+
+    def size(self, market):
+        return {"size": self.risk, "size_type": "risk"}
