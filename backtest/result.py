@@ -253,6 +253,12 @@ class Result:
         table["duration"] = table["recovery"].fillna(self.market.index[-1]) - table["peak"]
         return table.sort_values("depth", ascending=False).head(top).reset_index(drop=True)
 
+    def report(self, path, *, column=None, metric: str = "sharpe", title: str | None = None):
+        """Write the self-contained HTML report (see :mod:`backtest.report`); returns its path."""
+        from backtest.report import write_report
+
+        return write_report(self, path, column=column, metric=metric, title=title)
+
     def __repr__(self) -> str:
         name = self.strategy_name or "simulate"
         return (f"Result({name}: {len(self.columns)} column(s), {len(self.market)} bars, "

@@ -1,0 +1,188 @@
+"""Self-contained HTML reports: one file, no network, figures embedded, markup escaped.
+
+``write_report(result, path)`` writes the report of one account; for a parameter grid (many
+columns) it writes a comparison page — a sortable table of every column's metrics and a heatmap
+of one metric over two parameters — followed by the full report of the best column. The numbers
+shown are ``result.stats()``; every metric cell carries ``data-metric`` and its raw
+``data-value`` so tools (and tests) can read them back.
+
+>>> result.report("reports/trend.html")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PERCENT_KEYS = {"total_return", "cagr", "volatility", "max_drawdown", "win_rate", "exposure",
+                "worst_margin_ratio"}
+MONEY_KEYS = {"init_cash", "final_equity", "expectancy", "funding_paid", "fees_paid",
+              "insurance_shortfall"}
+METRIC_LABELS = {
+    "total_return": "Total return", "cagr": "CAGR", "sharpe": "Sharpe", "sortino": "Sortino",
+    "calmar": "Calmar", "volatility": "Volatility (ann.)", "max_drawdown": "Max drawdown",
+    "max_drawdown_duration": "Max drawdown duration", "win_rate": "Win rate",
+    "profit_factor": "Profit factor", "expectancy": "Expectancy (USDT/trade)", "trades": "Trades",
+    "exposure": "Exposure", "liquidations": "Liquidations", "funding_paid": "Funding paid",
+    "fees_paid": "Fees paid", "max_effective_leverage": "Max effective leverage",
+    "insurance_shortfall": "Insurance-fund shortfall", "worst_margin_ratio": "Worst margin ratio",
+    "rejected_orders": "Rejected orders", "init_cash": "Initial cash", "final_equity": "Final equity",
+}
+GRID_METRICS = ["total_return", "cagr", "sharpe", "max_drawdown", "trades", "liquidations",
+                "funding_paid", "max_effective_leverage"]
+TRADE_ROWS = 200
+TOP_DRAWDOWNS = 5
+
+
+def format_metric(key: str, value) -> str:
+    """Human formatting of one stats() value (fractions as percentages)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, pd.Timedelta):
+        return str(value.floor("h"))
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if key in PERCENT_KEYS:
+        return f"{value * 100:.2f}%"
+    if key in MONEY_KEYS:
+        return f"{value:,.2f}"
+    if isinstance(value, int | np.integer):
+        return f"{int(value)}"
+    return f"{value:.3f}"
+
+
+def _raw(value) -> str:
+    if isinstance(value, pd.Timedelta):
+        return str(value.total_seconds())
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return repr(float(value)) if isinstance(value, float | np.floating) else str(value)
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("backtest.report", "templates"),
+                      autoescape=select_autoescape(["html"]))
+    env.filters["metric"] = format_metric
+    env.filters["raw"] = _raw
+    return env
+
+
+def _window(result, column) -> slice:
+    """Bars to show in the price window: around the first liquidation, else the worst drawdown."""
+    from backtest.report.figures import WINDOW_BARS
+
+    n = len(result.market)
+    liqs = result.liquidations
+    liqs = liqs[liqs["col"] == column] if column is not None else liqs
+    if len(liqs):
+        center = result.market.index.get_loc(liqs["time"].iloc[0])
+    else:
+        equity = _series(result.equity, result, column)
+        center = int(np.argmin((equity / equity.cummax()).to_numpy()))
+    start = max(0, min(center - WINDOW_BARS // 2, n - WINDOW_BARS))
+    return slice(start, min(n, start + WINDOW_BARS))
+
+
+def _series(frame, result, column):
+    if isinstance(frame, pd.Series):
+        return frame
+    return frame[column]
+
+
+def _single_context(result, column) -> dict:
+    from backtest import levels as sr
+    from backtest.report import figures
+
+    stats = result.stats() if column is None else result.stats(column)
+    equity = _series(result.equity, result, column)
+    trades = result.trades if column is None else result.trades[result.trades["col"] == column]
+    liqs = result.liquidations if column is None else result.liquidations[result.liquidations["col"] == column]
+    returns = _series(result.returns, result, column)
+    market = result.market
+    stop_reasons = ("stop_loss", "trailing_stop", "take_profit")
+    level_table = sr.support_resistance(market) if len(market) > 50 else None
+    drawdowns = result.drawdowns(top=TOP_DRAWDOWNS, column=None if isinstance(result.equity, pd.Series) else column)
+    shown = trades.tail(TRADE_ROWS)
+    init_cash = float(stats["init_cash"])
+    return {
+        "stats": stats,
+        "metric_keys": [k for k in METRIC_LABELS if k in stats.index],
+        "labels": METRIC_LABELS,
+        "figures": {
+            "equity": figures.equity_figure(equity, market.close, liqs,
+                                            trades[trades["exit_reason"].isin(stop_reasons)]),
+            "underwater": figures.underwater_figure(equity),
+            "monthly": figures.monthly_heatmap(figures.monthly_returns(equity, init_cash)),
+            "rolling": figures.rolling_figure(returns, market.freq),
+            "leverage": figures.leverage_figure(_series(result.effective_leverage, result, column),
+                                                _series(result.margin_ratio, result, column)),
+            "window": figures.price_window_figure(market, _window(result, column), level_table, trades),
+        },
+        "drawdowns": drawdowns,
+        "trades": shown,
+        "trades_total": len(trades),
+        "trade_totals": {"pnl": trades["pnl"].sum(), "fees": trades["fees"].sum(),
+                         "funding": trades["funding"].sum()},
+        "liquidations": liqs,
+        "column": column,
+    }
+
+
+def _header(result) -> dict:
+    market = result.market
+    return {
+        "strategy": result.strategy_name or "simulate()",
+        "params": result.params or {},
+        "symbol": market.symbol or "?",
+        "source": market.source or "in-memory data",
+        "start": market.index[0], "end": market.index[-1], "bars": len(market),
+        "freq": market.freq, "settings": result.settings,
+        "extras": [name for name in ("mark", "funding", "depth") if getattr(market, name) is not None],
+    }
+
+
+def _grid_context(result, metric: str) -> dict:
+    from backtest.report import figures
+
+    table = result.stats()
+    columns = [k for k in GRID_METRICS if k in table.columns]
+    heatmap = None
+    index = result.accounts
+    if isinstance(index, pd.MultiIndex) and index.nlevels >= 2:
+        values = table[metric].astype(float)
+        pivot = values.groupby(level=[0, 1]).mean().unstack(level=1)
+        heatmap = figures.grid_heatmap(pivot, metric)
+    rows = [{"label": label if not isinstance(label, tuple) else ", ".join(map(str, label)),
+             "values": table.loc[label, columns]} for label in table.index]
+    names = [str(n) for n in (index.names if isinstance(index, pd.MultiIndex) else [index.name]) if n]
+    return {"rows": rows, "columns": columns, "metric": metric, "heatmap": heatmap,
+            "param_names": names}
+
+
+def render_report(result, *, column=None, metric: str = "sharpe", title: str | None = None) -> str:
+    """The report's HTML text (see :func:`write_report`)."""
+    many = not isinstance(result.equity, pd.Series)
+    grid = None
+    if many and column is None:
+        grid = _grid_context(result, metric)
+        ranking = result.stats()[metric].astype(float).fillna(-np.inf)
+        column = ranking.idxmax()
+    context = {"header": _header(result), "grid": grid, "title": title,
+               "single": _single_context(result, column if many else None),
+               "best_label": column if many else None}
+    return _environment().get_template("report.html").render(**context)
+
+
+def write_report(result, path, *, column=None, metric: str = "sharpe", title: str | None = None) -> Path:
+    """Write the self-contained HTML report of ``result`` to ``path``; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(result, column=column, metric=metric, title=title), encoding="utf-8")
+    return path
