@@ -7,10 +7,11 @@ spike; waiting for the retest buys near the old level with a tight, well-defined
   :mod:`backtest.levels`, pivots known only after their confirmation bars).
 - **Retest entry**: within ``retest_bars`` bars, a bar's low comes back to within
   ``retest_tolerance`` of the broken level and the bar still closes above it.
-- **Stop** below the broken level less ``stop_buffer_atr`` ATRs; **target** at the next
-  resistance above (or ``min_reward`` × the risk when none is known).
+- **Stop** below the broken level less ``stop_buffer_atr`` ATRs (at least ``min_stop_atr`` ATRs
+  away); **target** at the next resistance above, but at least ``min_reward`` × the risk.
 - **Size** risks ``risk`` of equity between entry and stop (``size_type="risk"``).
-- Shorts mirror all of it around support.
+- Shorts mirror all of it around support; only setups on the side of the ``trend_window``
+  moving average are taken.
 
 >>> from strategies import BreakoutRetest
 >>> result = BreakoutRetest(risk=0.005).run(market)      # doctest: +SKIP
@@ -18,6 +19,7 @@ spike; waiting for the retest buys near the old level with a tight, well-defined
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from backtest import levels
@@ -31,10 +33,12 @@ class BreakoutRetest(Strategy):
     retest_tolerance = Param(0.003, ge=0.0, lt=0.1, doc="how close (fraction) the retest must come")
     stop_buffer_atr = Param(1.0, ge=0.0, doc="stop distance beyond the broken level, in ATRs")
     min_reward = Param(2.0, gt=0.0, doc="target in multiples of the risk when no level is known")
-    risk = Param(0.01, gt=0.0, lt=0.2, doc="fraction of equity lost if the stop is hit")
+    min_stop_atr = Param(1.5, ge=0.0, doc="closest allowed stop distance, in ATRs")
+    risk = Param(0.005, gt=0.0, lt=0.2, doc="fraction of equity lost if the stop is hit")
+    trend_window = Param(200, ge=2, doc="moving average whose side picks long or short setups")
     pivot_bars = Param(5, ge=1, doc="bars each side of a swing pivot")
 
-    leverage = 5.0
+    leverage = 3.0
     fees = 0.0005
     slippage = 0.0002
 
@@ -68,19 +72,26 @@ class BreakoutRetest(Strategy):
         # The breakout bar itself is not a retest: the level must be revisited afterwards.
         long_retest &= long_level.shift(1).notna()
         short_retest &= short_level.shift(1).notna()
-        return {
-            "entries": long_retest & ~short_retest,
-            "short_entries": short_retest & ~long_retest,
-            "exits": close < long_level.ffill() * (1 - 2 * tol),
-            "short_exits": close > short_level.ffill() * (1 + 2 * tol),
-        }
+        # One entry per breakout: the first bar that retests it. Exits are the stop and target.
+        first_long = long_retest & ~long_retest.shift(1, fill_value=False)
+        first_short = short_retest & ~short_retest.shift(1, fill_value=False)
+        # trade with the broader trend only, so opposite setups do not flip the position
+        import vectorbt as vbt
+
+        trend = vbt.MA.run(close, self.trend_window).ma
+        first_long &= close > trend
+        first_short &= close < trend
+        return {"entries": first_long & ~first_short, "short_entries": first_short & ~first_long}
 
     def stops(self, market):
         sr, atr, close, _, _, long_level, short_level = self._lines(market)
         buffer = self.stop_buffer_atr * atr
-        long_stop, short_stop = long_level - buffer, short_level + buffer
-        long_target = sr["resistance"].fillna(close + self.min_reward * (close - long_stop))
-        short_target = sr["support"].fillna(close - self.min_reward * (short_stop - close))
+        # beyond the broken level, and at least min_stop_atr ATRs away from the close
+        long_stop = np.minimum(long_level - buffer, close - self.min_stop_atr * atr)
+        short_stop = np.maximum(short_level + buffer, close + self.min_stop_atr * atr)
+        # the next level, but never less than min_reward × the risk taken
+        long_target = np.maximum(sr["resistance"].fillna(0.0), close + self.min_reward * (close - long_stop))
+        short_target = np.minimum(sr["support"].fillna(np.inf), close - self.min_reward * (short_stop - close))
         is_long = long_level.notna()
         return {
             "sl_price": long_stop.where(is_long, short_stop),

@@ -7,7 +7,8 @@ position is sized up when it *receives* funding and down when it pays (a carry t
 
 - **Funding signal**: the mean of the last ``funding_events`` funding rates, known at each
   funding time and carried forward (no look-ahead: a rate counts from the bar it is paid on).
-- **Trend**: close above / below its ``trend_window`` moving average (vectorbt ``MA``).
+- **Trend**: the fast moving average crossing above / below the slow one (vectorbt ``MA``)
+  opens a position; the opposite cross closes it.
 - **Filter**: no long when mean funding > ``extreme``; no short when < −``extreme``.
 - **Carry tilt**: exposure = ``base_exposure`` × (1 + ``tilt`` × sign of the funding the
   position would receive).
@@ -29,12 +30,13 @@ from backtest.strategy import Param, Strategy
 class FundingAware(Strategy):
     """Trend following that avoids the crowded side and tilts toward collecting funding."""
 
-    trend_window = Param(96, ge=2, doc="moving-average window of the trend, bars")
+    fast = Param(48, ge=2, doc="fast moving-average window, bars")
+    slow = Param(240, ge=3, doc="slow moving-average window, bars")
     funding_events = Param(3, ge=1, doc="funding payments averaged (3 = one day at 8 h)")
     extreme = Param(0.0005, gt=0.0, doc="mean funding rate per interval that counts as crowded")
-    base_exposure = Param(1.5, gt=0.0, doc="notional / equity before the tilt")
+    base_exposure = Param(1.0, gt=0.0, doc="notional / equity before the tilt")
     tilt = Param(0.3, ge=0.0, lt=1.0, doc="relative size change for receiving vs paying funding")
-    stop = Param(0.06, gt=0.0, lt=1.0, doc="stop-loss, fraction of the entry price")
+    stop = Param(0.08, gt=0.0, lt=1.0, doc="stop-loss, fraction of the entry price")
 
     leverage = 3.0
     fees = 0.0005
@@ -48,27 +50,33 @@ class FundingAware(Strategy):
         mean = events.rolling(self.funding_events, min_periods=1).mean()
         return mean.reindex(market.index).ffill().fillna(0.0)
 
-    def signals(self, market):
+    def _trend(self, market):
+        """(up, down): fast moving average above / below the slow one (vectorbt ``MA``)."""
         import vectorbt as vbt
 
-        trend = vbt.MA.run(market.close, self.trend_window).ma
-        up, down = market.close > trend, market.close < trend
+        fast = vbt.MA.run(market.close, self.fast).ma
+        slow = vbt.MA.run(market.close, self.slow).ma
+        return fast > slow, fast < slow
+
+    def signals(self, market):
+
+        up, down = self._trend(market)
+        turned_up = up & ~up.shift(1, fill_value=False)
+        turned_down = down & ~down.shift(1, fill_value=False)
         funding = self.mean_funding(market)
         return {
-            "entries": up & (funding <= self.extreme),
-            "exits": down | (funding > self.extreme),
-            "short_entries": down & (funding >= -self.extreme),
-            "short_exits": up | (funding < -self.extreme),
+            "entries": turned_up & (funding <= self.extreme),
+            "exits": turned_down | (funding > self.extreme),
+            "short_entries": turned_down & (funding >= -self.extreme),
+            "short_exits": turned_up | (funding < -self.extreme),
         }
 
     def stops(self, market):
         return {"sl_stop": self.stop}
 
     def size(self, market):
-        import vectorbt as vbt
-
-        trend = vbt.MA.run(market.close, self.trend_window).ma
-        side = np.where(market.close > trend, 1.0, -1.0)
+        up, _ = self._trend(market)
+        side = np.where(up, 1.0, -1.0)
         # Longs receive funding when it is negative, shorts when it is positive.
         receives = -side * np.sign(self.mean_funding(market).to_numpy())
         exposure = self.base_exposure * (1.0 + self.tilt * receives)

@@ -3,12 +3,12 @@
 The idea: trends in crypto persist long enough to pay for the whipsaws, but a leveraged trend
 follower dies if its position is too big when volatility explodes. So:
 
-- **Signal**: long while the fast moving average is above the slow one, short while below
-  (vectorbt's ``MA``). No new long within ``resistance_buffer`` of a strong resistance, no new
+- **Signal**: go long when the fast moving average crosses above the slow one, short when it
+  crosses below (vectorbt's ``MA``); exit on the opposite cross. No new long within ``resistance_buffer`` of a strong resistance, no new
   short just above a strong support: breakouts into a wall tend to fail.
-- **Stop**: below the nearest support less half an ATR for longs (above the nearest resistance
-  for shorts), from :mod:`backtest.levels` (pivots known only after their confirmation bars), with
-  a fixed ``max_stop`` fallback where no level is known.
+- **Stop**: below the nearest support less ``stop_buffer_atr`` ATRs for longs (above the nearest
+  resistance for shorts), from :mod:`backtest.levels` (pivots known only after their confirmation
+  bars) — but never closer than ``min_stop_atr`` ATRs (noise) nor farther than ``max_stop``.
 - **Size**: exposure = ``target_vol`` / realized volatility (:func:`backtest.sizing.target_volatility`),
   capped at the strategy's leverage — small when the market is wild, larger when it is calm.
 
@@ -36,6 +36,7 @@ class TrendFollowing(Strategy):
     target_vol = Param(0.6, gt=0.0, doc="annualized volatility the position aims for")
     vol_window = Param(24 * 14, ge=10, doc="bars of returns behind realized volatility")
     stop_buffer_atr = Param(0.5, ge=0.0, doc="stop distance beyond the level, in ATRs")
+    min_stop_atr = Param(2.0, ge=0.0, doc="closest allowed stop distance, in ATRs")
     max_stop = Param(0.08, gt=0.0, lt=1.0, doc="fallback stop (fraction) where no level is known")
     resistance_buffer = Param(0.01, ge=0.0, lt=0.5, doc="no long within this fraction below resistance")
     min_strength = Param(2.0, ge=0.0, doc="level strength that counts as a wall")
@@ -64,11 +65,13 @@ class TrendFollowing(Strategy):
         sr = self._levels(market)
         wall_above = levels.near_resistance(market.close, sr, self.resistance_buffer, self.min_strength)
         wall_below = levels.near_support(market.close, sr, self.resistance_buffer, self.min_strength)
+        crossed_up = up & ~up.shift(1, fill_value=False)
+        crossed_down = down & ~down.shift(1, fill_value=False)
         return {
-            "entries": up & ~wall_above,
-            "exits": down,
-            "short_entries": down & ~wall_below,
-            "short_exits": up,
+            "entries": crossed_up & ~wall_above,
+            "exits": crossed_down,
+            "short_entries": crossed_down & ~wall_below,
+            "short_exits": crossed_up,
         }
 
     def stops(self, market):
@@ -78,12 +81,12 @@ class TrendFollowing(Strategy):
         atr = vbt.ATR.run(market.high, market.low, market.close, window=14).atr
         close = market.close
         floor, cap = close * (1 - self.max_stop), close * (1 + self.max_stop)
-        # The stop must not be farther than max_stop; where no level is known (NaN) the
-        # comparison is False and the fixed distance is used.
+        # Not farther than max_stop (where no level is known, NaN compares False and the fixed
+        # distance is used), and not closer than min_stop_atr ATRs.
         long_stop = levels.support_stop(sr, atr, self.stop_buffer_atr)
-        long_stop = long_stop.where(long_stop > floor, floor)
+        long_stop = long_stop.where(long_stop > floor, floor).clip(upper=close - self.min_stop_atr * atr)
         short_stop = levels.resistance_stop(sr, atr, self.stop_buffer_atr)
-        short_stop = short_stop.where(short_stop < cap, cap)
+        short_stop = short_stop.where(short_stop < cap, cap).clip(lower=close + self.min_stop_atr * atr)
         # One level per bar serves the side the trend would enter.
         up, _ = self._trend(market)
         return {"sl_price": long_stop.where(up, short_stop)}
