@@ -19,6 +19,11 @@ import pandas as pd
 from backtest.engine.records import REASON_NAMES, STATUS_NAMES, Reason
 
 DAYS_PER_YEAR = "365 days"
+
+
+def _register_vectorbt() -> None:
+    """Import vectorbt (seconds, so only when statistics are asked for): it registers ``.vbt``."""
+    import vectorbt  # noqa: F401
 SIDE_NAMES = {1: "long", -1: "short"}
 STAT_KEYS = (
     "start", "end", "init_cash", "final_equity", "total_return", "cagr", "volatility", "sharpe",
@@ -194,6 +199,7 @@ class Result:
         ``worst_margin_ratio`` the highest maintenance/margin-balance ratio seen (1 = liquidated).
         """
 
+        _register_vectorbt()
         equity = pd.DataFrame(self._equity, index=self.market.index, columns=self.accounts)
         returns = self.returns
         returns = returns.to_frame() if isinstance(returns, pd.Series) else returns
@@ -238,6 +244,7 @@ class Result:
 
     def drawdowns(self, top: int = 5, column=None) -> pd.DataFrame:
         """The ``top`` deepest drawdowns: peak, valley, recovery (NaT if not yet), depth, duration."""
+        _register_vectorbt()
         equity = self.equity if column is None else self.equity[column]
         if isinstance(equity, pd.DataFrame):
             raise ValueError("several accounts: pass column=<label> to drawdowns()")

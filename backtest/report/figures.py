@@ -98,6 +98,9 @@ def monthly_heatmap(table: pd.DataFrame) -> str:
 
 def rolling_figure(returns: pd.Series, freq: pd.Timedelta) -> str:
     """Rolling Sharpe and annualized volatility (vectorbt's rolling returns metrics)."""
+    from backtest.result import _register_vectorbt
+
+    _register_vectorbt()
     plt = _pyplot()
     window = max(int(pd.Timedelta(days=ROLLING_DAYS) / freq), 2) if freq > pd.Timedelta(0) else 2
     accessor = returns.vbt.returns(freq=freq, year_freq="365 days")
