@@ -49,7 +49,7 @@ NO_EVENT, EV_LIQ, EV_SL, EV_TRAIL, EV_TP = 0, 1, 2, 3, 4
 RELATIVE_TOLERANCE = 1e-9  # rounding slack when checking that an order fits the available margin
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def flex_nb(a, i, c):
     """``a[i, c]`` where a length-1 axis broadcasts."""
     return a[i if a.shape[0] > 1 else 0, c if a.shape[1] > 1 else 0]
@@ -65,7 +65,7 @@ def grow_nb(records, need):
     return bigger
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sign(x):
     return 1 if x > 0 else (-1 if x < 0 else 0)
 
@@ -90,7 +90,7 @@ def _account_ab(cols, state, collateral, price, t_max, t_mmr, t_cum):
     return a, b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _cross_time(p0, p1, level, falling):
     """Fraction of the segment p0→p1 at which the price reaches ``level``; -1 if it does not."""
     if np.isnan(level):
@@ -156,7 +156,7 @@ def _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum):
     return best_t, best_kind, best_col, best_level
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _impact(notional, depth_i):
     if np.isnan(depth_i) or depth_i <= 0.0:
         return 0.0
@@ -423,6 +423,63 @@ def _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, 
 
 
 @njit(cache=True)
+def _walk_bar(cols, g, i, o, x1, x2, cl, mo, y1, y2, mc, state, wallet, margin_mode, fees, slippage,
+              depth, liq_fee_rate, t_max, t_mmr, t_cum, entry_margin, orders, trades, liqs, counts):
+    """The three segments of the bar's path, O→X1→X2→C (one call keeps the hot loop lean)."""
+    for p0, p1, m0, m1 in ((o, x1, mo, y1), (x1, x2, y1, y2), (x2, cl, y2, mc)):
+        _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, slippage,
+                      depth, liq_fee_rate, t_max, t_mmr, t_cum, entry_margin, orders, trades, liqs,
+                      counts)
+
+
+@njit(cache=True)
+def _bar_is_quiet(cols, g, state, wallet, margin_mode, low_i, high_i, ml, mh, t_max, t_mmr, t_cum):
+    """True when no level of the account lies within the bar's range: the path walk can be
+    skipped (the common case), only the trailing peaks move."""
+    for c in cols:
+        q = state[QTY, c]
+        if q == 0.0:
+            continue
+        sl, tp, trail, peak = state[SL, c], state[TP, c], state[TRAIL, c], state[PEAK, c]
+        if q > 0.0:
+            if low_i <= sl or high_i >= tp or (trail > 0.0 and low_i <= max(peak, high_i) * (1.0 - trail)):
+                return False
+        else:
+            if high_i >= sl or low_i <= tp or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)):
+                return False
+    collateral = _collateral(g, cols, state, wallet, margin_mode)
+    for price in (ml, mh):
+        a, b = _account_ab(cols, state, collateral, price, t_max, t_mmr, t_cum)
+        if a + b * price <= 0.0:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _move_peaks(cols, state, low_i, high_i):
+    for c in cols:
+        q = state[QTY, c]
+        if q > 0.0:
+            state[PEAK, c] = max(state[PEAK, c], high_i)
+        elif q < 0.0:
+            state[PEAK, c] = min(state[PEAK, c], low_i)
+
+
+@njit(cache=True)
+def _has_position(cols, state):
+    for c in cols:
+        if state[QTY, c] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _any_signal(entries, exits, short_entries, short_exits, s, c):
+    return (flex_nb(entries, s, c) or flex_nb(exits, s, c) or flex_nb(short_entries, s, c)
+            or flex_nb(short_exits, s, c))
+
+
+@njit(cache=True)
 def _low_first(intrabar, open_i, close_i, net_side):
     if intrabar == Intrabar.auto:
         return close_i >= open_i
@@ -469,15 +526,20 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
         m = cols.shape[0]
         wiped = False
         for i in range(n):
-            orders = grow_nb(orders, counts[ORDERS] + 3 * m)
-            trades = grow_nb(trades, counts[TRADES] + 2 * m)
-            liqs = grow_nb(liqs, counts[LIQS] + m)
-            funds = grow_nb(funds, counts[FUNDS] + m)
+            if counts[ORDERS] + 3 * m > orders.shape[0]:
+                orders = grow_nb(orders, counts[ORDERS] + 3 * m)
+            if counts[TRADES] + 2 * m > trades.shape[0]:
+                trades = grow_nb(trades, counts[TRADES] + 2 * m)
+            if counts[LIQS] + m > liqs.shape[0]:
+                liqs = grow_nb(liqs, counts[LIQS] + m)
+            if counts[FUNDS] + m > funds.shape[0]:
+                funds = grow_nb(funds, counts[FUNDS] + m)
             mo = mark_open[i] if not np.isnan(mark_open[i]) else open_[i]
+            in_position = _has_position(cols, state)
 
             # 1. funding at the open
             rate = funding_rate[i] if has_funding else np.nan
-            if not np.isnan(rate) and rate != 0.0:
+            if in_position and not np.isnan(rate) and rate != 0.0:
                 for c in cols:
                     q = state[QTY, c]
                     if q != 0.0:
@@ -492,22 +554,26 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                         counts[FUNDS] = k + 1
 
             # 2. the open: gaps through levels, then 3. orders due at the open
-            _walk_segment(cols, g, i, open_[i], open_[i], mo, mo, state, wallet, margin_mode, fees,
-                          slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum, entry_margin,
-                          orders, trades, liqs, counts)
+            if in_position:
+                _walk_segment(cols, g, i, open_[i], open_[i], mo, mo, state, wallet, margin_mode,
+                              fees, slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum,
+                              entry_margin, orders, trades, liqs, counts)
             if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
                 wiped = True
                 for c in cols:
                     wiped = wiped and state[QTY, c] == 0.0
             if timing == Timing.next_open and i > 0 and not wiped:
                 for c in cols:
+                    if not _any_signal(entries, exits, short_entries, short_exits, i - 1, c):
+                        continue
                     _signals(c, cols, g, i, i - 1, open_[i], state, wallet, entries, exits,
                              short_entries, short_exits, size, size_type, sl_stop, tp_stop,
                              trail_stop, sl_price, tp_price, leverage, fees, slippage, depth, vol,
                              t_max, t_mmr, t_cum, t_maxlev, margin_mode, entry_margin, orders,
                              trades, counts)
 
-            # 4. the intrabar path
+            # 4. the intrabar path (skipped when no level lies within the bar's range)
+            in_position = _has_position(cols, state)
             net = 0.0
             for c in cols:
                 net += state[QTY, c]
@@ -517,10 +583,13 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
             mc = mark_close[i] if has_mark else close[i]
             x1, x2 = (low[i], high[i]) if low_first else (high[i], low[i])
             y1, y2 = (ml, mh) if low_first else (mh, ml)
-            for p0, p1, m0, m1 in ((open_[i], x1, mo, y1), (x1, x2, y1, y2), (x2, close[i], y2, mc)):
-                _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees,
-                              slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum, entry_margin,
-                              orders, trades, liqs, counts)
+            if in_position and _bar_is_quiet(cols, g, state, wallet, margin_mode, low[i], high[i],
+                                             ml, mh, t_max, t_mmr, t_cum):
+                _move_peaks(cols, state, low[i], high[i])
+            elif in_position:
+                _walk_bar(cols, g, i, open_[i], x1, x2, close[i], mo, y1, y2, mc, state, wallet,
+                          margin_mode, fees, slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum,
+                          entry_margin, orders, trades, liqs, counts)
 
             # 5. orders at the close
             if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
@@ -529,7 +598,8 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                     wiped = wiped and state[QTY, c] == 0.0
             if timing == Timing.close and not wiped:
                 for c in cols:
-                    if state[STOP_BAR, c] != i:
+                    if state[STOP_BAR, c] != i and _any_signal(entries, exits, short_entries,
+                                                               short_exits, i, c):
                         _signals(c, cols, g, i, i, close[i], state, wallet, entries, exits,
                                  short_entries, short_exits, size, size_type, sl_stop, tp_stop,
                                  trail_stop, sl_price, tp_price, leverage, fees, slippage, depth,
