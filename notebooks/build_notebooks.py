@@ -32,7 +32,7 @@ LEVERAGE = [
     new_markdown_cell(
         "# Leverage and liquidation\n\n"
         "The same long position in ETH at 1x, 3x, 10x and 25x, through the synthetic replay of the "
-        "10 October 2025 cascade (ETH about −21% from the day's high in one hourly bar). Each "
+        "10 October 2025 cascade (ETH about −22% from the day's high in one hourly bar). Each "
         "column commits all its equity as isolated margin, so notional = equity × leverage and the "
         "liquidation price sits roughly 1/leverage below the entry."),
     new_code_cell("import numpy as np\nimport pandas as pd\nimport backtest\nfrom backtest import Strategy\n\n"
@@ -58,8 +58,8 @@ LEVERAGE = [
                   "    lp = backtest.liquidation_price(1, entry[leverage], qty, margin, 0.005)\n"
                   "    print(f'{leverage:>4}x: entry {entry[leverage]:.2f}, liquidation ≈ {lp:.2f} '\n"
                   "          f'({lp / entry[leverage] - 1:+.1%})')"),
-    new_markdown_cell("The cascade bar: ETH's low against those liquidation prices. 25x died in the "
-                      "first day's noise (a −4% move is enough); 10x survived until 21:00 on 10 October; "
+    new_markdown_cell("The cascade bar: ETH's low against those liquidation prices. 25x died a day "
+                      "earlier on an ordinary dip (a −4% move is enough); 10x survived until 21:00 on 10 October; "
                       "3x lost heavily but lived; 1x only lost what ETH lost. Funding is paid every 8 h on the "
                       "whole notional, so the higher the leverage, the larger the funding bill per unit of equity."),
     new_code_cell("market.ohlcv['2025-10-10 19:00':'2025-10-11 00:00']"),

@@ -51,7 +51,7 @@ BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", 
                          "quote_volume", "count", "taker_buy_volume", "taker_buy_quote_volume",
                          "ignore")
 CCXT_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-RATE_ALIASES = ("funding_rate", "fundingrate", "rate", "funding")
+RATE_ALIASES = ("funding_rate", "fundingrate", "rate", "funding", "last_funding_rate")
 MARK_COLUMNS = tuple(f"mark_{c}" for c in PRICE_COLUMNS)
 DEPTH_COLUMN = "depth_2pct_usd"
 REPO = Path(__file__).resolve().parents[2]

@@ -160,3 +160,12 @@ def test_missing_file_is_named(tmp_path):
 def test_unknown_format_is_rejected():
     with pytest.raises(ValueError, match="format must be one of"):
         backtest.load(candles(), format="excel")
+
+
+def test_binance_public_funding_dump(tmp_path):
+    path = tmp_path / "BTCUSDT-fundingRate-2025-10.csv"
+    path.write_text("calc_time,funding_interval_hours,last_funding_rate\n"
+                    f"{START_MS},8,0.00010000\n{START_MS + 8 * HOUR_MS},8,-0.00002500\n")
+    rates = backtest.load_funding(path)
+    assert rates.tolist() == [0.0001, -0.000025]
+    assert rates.index[1] == pd.Timestamp("2025-01-01 08:00", tz="UTC")

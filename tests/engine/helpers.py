@@ -1,0 +1,38 @@
+"""Tiny hand-made markets for the engine's specification tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import backtest
+
+
+def bars(rows, *, start="2025-01-01", freq="1h", mark=None, funding=None) -> backtest.Market:
+    """A market from (open, high, low, close) rows; ``mark`` rows likewise."""
+    index = pd.date_range(start, periods=len(rows), freq=freq, tz="UTC")
+    frame = pd.DataFrame(rows, columns=["open", "high", "low", "close"], index=index, dtype=float)
+    mark_frame = None
+    if mark is not None:
+        mark_frame = pd.DataFrame(mark, columns=["open", "high", "low", "close"], index=index, dtype=float)
+    return backtest.Market(frame, mark=mark_frame, funding=funding)
+
+
+def flat(n_bars, price=100.0, **kwargs) -> backtest.Market:
+    return bars([(price, price, price, price)] * n_bars, **kwargs)
+
+
+def signal_at(n_bars, *positions) -> np.ndarray:
+    signal = np.zeros(n_bars, dtype=bool)
+    signal[list(positions)] = True
+    return signal
+
+
+def random_market(seed, n_bars=300, vol=0.01) -> backtest.Market:
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, vol, n_bars)))
+    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0.0, vol / 5, n_bars))
+    spread = np.abs(rng.normal(0.0, vol / 2, n_bars)) * close
+    rows = np.column_stack([open_, np.maximum(open_, close) + spread,
+                            np.minimum(open_, close) - spread, close])
+    return bars(rows)
