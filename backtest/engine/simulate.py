@@ -34,6 +34,7 @@ grouped):
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,7 +151,7 @@ def _funding_rates(market, funding) -> np.ndarray:
         if market.funding is None:
             return np.empty(0)
         return market.funding.to_numpy(dtype=float)
-    if not np.isscalar(funding) or not np.isfinite(funding):
+    if isinstance(funding, bool) or not isinstance(funding, numbers.Real) or not np.isfinite(funding):
         raise ValueError(f"funding must be True, False or a constant rate per 8 h, got {funding!r}")
     start = market.index[0].floor(f"{FUNDING_INTERVAL_HOURS}h")
     end = market.index[-1] + market.freq
