@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.strategy import Param, Strategy
+from strategies.trend import ma_trend
 
 
 class FundingAware(Strategy):
@@ -50,17 +51,9 @@ class FundingAware(Strategy):
         mean = events.rolling(self.funding_events, min_periods=1).mean()
         return mean.reindex(market.index).ffill().fillna(0.0)
 
-    def _trend(self, market):
-        """(up, down): fast moving average above / below the slow one (vectorbt ``MA``)."""
-        import vectorbt as vbt
-
-        fast = vbt.MA.run(market.close, self.fast).ma
-        slow = vbt.MA.run(market.close, self.slow).ma
-        return fast > slow, fast < slow
-
     def signals(self, market):
 
-        up, down = self._trend(market)
+        up, down = ma_trend(market.close, self.fast, self.slow)
         turned_up = up & ~up.shift(1, fill_value=False)
         turned_down = down & ~down.shift(1, fill_value=False)
         funding = self.mean_funding(market)
@@ -75,7 +68,7 @@ class FundingAware(Strategy):
         return {"sl_stop": self.stop}
 
     def size(self, market):
-        up, _ = self._trend(market)
+        up, _ = ma_trend(market.close, self.fast, self.slow)
         side = np.where(up, 1.0, -1.0)
         # Longs receive funding when it is negative, shorts when it is positive.
         receives = -side * np.sign(self.mean_funding(market).to_numpy())

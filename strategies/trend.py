@@ -28,6 +28,16 @@ from backtest import levels, sizing
 from backtest.strategy import Param, Strategy
 
 
+def ma_trend(close, fast: int, slow: int):
+    """(up, down): the fast moving average above / below the slow one (vectorbt ``MA``), known
+    at each bar's close."""
+    import vectorbt as vbt
+
+    fast_ma = vbt.MA.run(close, fast).ma
+    slow_ma = vbt.MA.run(close, slow).ma
+    return fast_ma > slow_ma, fast_ma < slow_ma
+
+
 class TrendFollowing(Strategy):
     """Moving-average trend with S/R stops and volatility-targeted exposure."""
 
@@ -52,16 +62,8 @@ class TrendFollowing(Strategy):
     def _levels(self, market):
         return levels.support_resistance(market, tolerance=0.5, half_life=24 * 30)
 
-    def _trend(self, market):
-        """(up, down): fast MA above / below the slow one, known at each bar's close."""
-        import vectorbt as vbt
-
-        fast = vbt.MA.run(market.close, self.fast).ma
-        slow = vbt.MA.run(market.close, self.slow).ma
-        return fast > slow, fast < slow
-
     def signals(self, market):
-        up, down = self._trend(market)
+        up, down = ma_trend(market.close, self.fast, self.slow)
         sr = self._levels(market)
         wall_above = levels.near_resistance(market.close, sr, self.resistance_buffer, self.min_strength)
         wall_below = levels.near_support(market.close, sr, self.resistance_buffer, self.min_strength)
@@ -88,7 +90,7 @@ class TrendFollowing(Strategy):
         short_stop = levels.resistance_stop(sr, atr, self.stop_buffer_atr)
         short_stop = short_stop.where(short_stop < cap, cap).clip(lower=close + self.min_stop_atr * atr)
         # One level per bar serves the side the trend would enter.
-        up, _ = self._trend(market)
+        up, _ = ma_trend(market.close, self.fast, self.slow)
         return {"sl_price": long_stop.where(up, short_stop)}
 
     def size(self, market):

@@ -393,6 +393,17 @@ def _signals(c, cols, g, i, s, ref, state, wallet, entries, exits, short_entries
 
 
 @njit(cache=True)
+def _move_peaks(cols, state, low_i, high_i):
+    """Trailing stops measure from the best price reached: the high for longs, the low for shorts."""
+    for c in cols:
+        q = state[QTY, c]
+        if q > 0.0:
+            state[PEAK, c] = max(state[PEAK, c], high_i)
+        elif q < 0.0:
+            state[PEAK, c] = min(state[PEAK, c], low_i)
+
+
+@njit(cache=True)
 def _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, slippage, depth,
                   liq_fee_rate, t_max, t_mmr, t_cum, entry_margin, orders, trades, liqs, counts):
     """Trigger every level crossed on the segment p0→p1 (mark m0→m1), earliest first."""
@@ -414,12 +425,7 @@ def _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, 
                    entry_margin, orders, trades, counts)
             state[STOP_BAR, c] = i
         p0, m0 = p0 + t * (p1 - p0), m0 + t * (m1 - m0)
-    for c in cols:  # trailing stops follow the best price reached
-        q = state[QTY, c]
-        if q > 0.0:
-            state[PEAK, c] = max(state[PEAK, c], p1)
-        elif q < 0.0:
-            state[PEAK, c] = min(state[PEAK, c], p1)
+    _move_peaks(cols, state, p1, p1)  # trailing stops follow the best price reached
 
 
 @njit(cache=True)
@@ -456,13 +462,9 @@ def _bar_is_quiet(cols, g, state, wallet, margin_mode, low_i, high_i, ml, mh, t_
 
 
 @njit(cache=True)
-def _move_peaks(cols, state, low_i, high_i):
-    for c in cols:
-        q = state[QTY, c]
-        if q > 0.0:
-            state[PEAK, c] = max(state[PEAK, c], high_i)
-        elif q < 0.0:
-            state[PEAK, c] = min(state[PEAK, c], low_i)
+def _is_wiped(cols, g, state, wallet, init_cash):
+    """A flat account left with almost nothing is closed for good."""
+    return wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g] and not _has_position(cols, state)
 
 
 @njit(cache=True)
@@ -558,10 +560,7 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                 _walk_segment(cols, g, i, open_[i], open_[i], mo, mo, state, wallet, margin_mode,
                               fees, slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum,
                               entry_margin, orders, trades, liqs, counts)
-            if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
-                wiped = True
-                for c in cols:
-                    wiped = wiped and state[QTY, c] == 0.0
+            wiped = wiped or _is_wiped(cols, g, state, wallet, init_cash)
             if timing == Timing.next_open and i > 0 and not wiped:
                 for c in cols:
                     if not _any_signal(entries, exits, short_entries, short_exits, i - 1, c):
@@ -592,10 +591,7 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                           entry_margin, orders, trades, liqs, counts)
 
             # 5. orders at the close
-            if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
-                wiped = True
-                for c in cols:
-                    wiped = wiped and state[QTY, c] == 0.0
+            wiped = wiped or _is_wiped(cols, g, state, wallet, init_cash)
             if timing == Timing.close and not wiped:
                 for c in cols:
                     if state[STOP_BAR, c] != i and _any_signal(entries, exits, short_entries,
