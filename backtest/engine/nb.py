@@ -476,12 +476,6 @@ def _has_position(cols, state):
 
 
 @njit(cache=True)
-def _any_signal(entries, exits, short_entries, short_exits, s, c):
-    return (flex_nb(entries, s, c) or flex_nb(exits, s, c) or flex_nb(short_entries, s, c)
-            or flex_nb(short_exits, s, c))
-
-
-@njit(cache=True)
 def _low_first(intrabar, open_i, close_i, net_side):
     if intrabar == Intrabar.auto:
         return close_i >= open_i
@@ -560,11 +554,14 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                 _walk_segment(cols, g, i, open_[i], open_[i], mo, mo, state, wallet, margin_mode,
                               fees, slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum,
                               entry_margin, orders, trades, liqs, counts)
-            wiped = wiped or _is_wiped(cols, g, state, wallet, init_cash)
+            if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
+                wiped = _is_wiped(cols, g, state, wallet, init_cash)
             if timing == Timing.next_open and i > 0 and not wiped:
                 for c in cols:
-                    if not _any_signal(entries, exits, short_entries, short_exits, i - 1, c):
+                    if not (flex_nb(entries, i - 1, c) or flex_nb(exits, i - 1, c)
+                            or flex_nb(short_entries, i - 1, c) or flex_nb(short_exits, i - 1, c)):
                         continue
+                    in_position = True  # may open one: recheck below
                     _signals(c, cols, g, i, i - 1, open_[i], state, wallet, entries, exits,
                              short_entries, short_exits, size, size_type, sl_stop, tp_stop,
                              trail_stop, sl_price, tp_price, leverage, fees, slippage, depth, vol,
@@ -572,7 +569,8 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                              trades, counts)
 
             # 4. the intrabar path (skipped when no level lies within the bar's range)
-            in_position = _has_position(cols, state)
+            if in_position:
+                in_position = _has_position(cols, state)
             net = 0.0
             for c in cols:
                 net += state[QTY, c]
@@ -591,11 +589,13 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                           entry_margin, orders, trades, liqs, counts)
 
             # 5. orders at the close
-            wiped = wiped or _is_wiped(cols, g, state, wallet, init_cash)
+            if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
+                wiped = _is_wiped(cols, g, state, wallet, init_cash)
             if timing == Timing.close and not wiped:
                 for c in cols:
-                    if state[STOP_BAR, c] != i and _any_signal(entries, exits, short_entries,
-                                                               short_exits, i, c):
+                    if state[STOP_BAR, c] != i and (
+                            flex_nb(entries, i, c) or flex_nb(exits, i, c)
+                            or flex_nb(short_entries, i, c) or flex_nb(short_exits, i, c)):
                         _signals(c, cols, g, i, i, close[i], state, wallet, entries, exits,
                                  short_entries, short_exits, size, size_type, sl_stop, tp_stop,
                                  trail_stop, sl_price, tp_price, leverage, fees, slippage, depth,
@@ -603,7 +603,9 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                                  orders, trades, counts)
 
             # 6. mark to market
-            equity = _equity(cols, g, state, wallet, close[i], margin_mode)
+            in_position = _has_position(cols, state) if timing == Timing.close else in_position
+            equity = _equity(cols, g, state, wallet, close[i], margin_mode) if in_position \
+                else max(wallet[g], 0.0)
             equity_out[i, g] = equity
             if per_bar:
                 wallet_out[i, g] = wallet[g]
