@@ -22,6 +22,8 @@ Choices:
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -171,9 +173,9 @@ class Market:
     def volume(self) -> pd.Series:
         return self._ohlcv["volume"]
 
-    @property
+    @cached_property
     def freq(self) -> pd.Timedelta:
-        """The modal spacing of the bars."""
+        """The modal spacing of the bars (computed once)."""
         return modal_spacing(self.index)
 
     def __len__(self) -> int:

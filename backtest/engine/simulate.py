@@ -51,7 +51,7 @@ from backtest.engine.records import (
     SizeType,
     Timing,
 )
-from backtest.market import align_events, require_market
+from backtest.market import require_market
 
 SIGNAL_ARGS = ("entries", "exits", "short_entries", "short_exits")
 FLOAT_ARGS = ("size", "sl_stop", "tp_stop", "trail_stop", "sl_price", "tp_price", "fees", "slippage")
@@ -153,10 +153,12 @@ def _funding_rates(market, funding) -> np.ndarray:
         return market.funding.to_numpy(dtype=float)
     if isinstance(funding, bool) or not isinstance(funding, numbers.Real) or not np.isfinite(funding):
         raise ValueError(f"funding must be True, False or a constant rate per 8 h, got {funding!r}")
-    start = market.index[0].floor(f"{FUNDING_INTERVAL_HOURS}h")
-    end = market.index[-1] + market.freq
-    times = pd.date_range(start, end, freq=f"{FUNDING_INTERVAL_HOURS}h", inclusive="left")
-    return align_events(pd.Series(float(funding), index=times), market.index).to_numpy()
+    # funding times are the multiples of 8 h (00, 08, 16 UTC); count those in each bar
+    interval = pd.Timedelta(hours=FUNDING_INTERVAL_HOURS).value
+    opens = market.index.as_unit("ns").asi8
+    nexts = np.append(opens[1:], opens[-1] + market.freq.value)
+    events = -(-nexts // interval) - (-(-opens // interval))
+    return np.where(events > 0, float(funding) * events, np.nan)
 
 
 def _realized_vol(market, window) -> np.ndarray:
