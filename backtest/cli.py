@@ -181,12 +181,6 @@ def _data_command(action: str, path: str) -> int:
     return EXIT_OK
 
 
-def _progress(total: int):
-    """A one-line progress note on stderr for grids, quiet when not a terminal."""
-    if total > 1 and sys.stderr.isatty():
-        print(f"running {total} combinations as one vectorized simulation …", file=sys.stderr)
-
-
 def _summary(stats) -> str:
     from backtest.report import format_metric
 
@@ -205,8 +199,7 @@ def _run_command(args) -> int:
     combos = 1
     for values in grid.values():
         combos *= len(values)
-    _progress(combos)
-    result = strategy.run(market, **grid)
+    result = strategy.run(market, progress=True, **grid)
     stats = result.stats()
     for key, _, _ in gates:
         columns = stats.columns if hasattr(stats, "columns") else stats.index

@@ -250,12 +250,13 @@ class Strategy:
         merged = {**self.get_params(), **self.get_settings(), **params}
         return type(self)(**merged)
 
-    def run(self, market, **grid: Any):
+    def run(self, market, *, progress: bool = False, **grid: Any):
         """Run the strategy on ``market``; any parameter given a list becomes a grid axis.
 
         All combinations (the cartesian product) are simulated as columns of ONE
         :func:`backtest.simulate` call; the result's columns carry a MultiIndex of the grid's
-        parameter values. Scalars in ``grid`` simply override a parameter.
+        parameter values. Scalars in ``grid`` simply override a parameter. ``progress=True``
+        shows a progress bar over the grid's hook calls when stderr is a terminal.
 
         >>> result = MyStrategy().run(market, fast=[10, 20, 30], slow=[50, 100])  # doctest: +SKIP
         >>> result.equity.columns.names                                            # doctest: +SKIP
@@ -278,7 +279,7 @@ class Strategy:
             variant.validate()
 
         columns = _grid_columns(axes, combos)
-        kwargs = _stack_hooks(variants, market, columns)
+        kwargs = _stack_hooks(variants, market, columns, progress)
         settings = base.get_settings()
         for name in PER_COLUMN_SETTINGS:
             values = [getattr(v, name) for v in variants]
@@ -311,11 +312,23 @@ def _as_column(value: Any, n_bars: int, what: str, owner: str) -> Any:
     return array
 
 
-def _stack_hooks(variants: list[Strategy], market, columns: pd.Index) -> dict[str, Any]:
+def _progress(items: list, enabled: bool):
+    """tqdm over ``items`` (vectorbt installs it) on a terminal; the items as they are otherwise."""
+    import sys
+
+    if not enabled or len(items) < 2 or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc="grid", unit="combination", leave=False)
+
+
+def _stack_hooks(variants: list[Strategy], market, columns: pd.Index, progress: bool = False
+                 ) -> dict[str, Any]:
     """Call every variant's hooks and stack their outputs into (bars × columns) arguments."""
     n_bars = len(market)
     per_variant: list[dict[str, Any]] = []
-    for variant in variants:
+    for variant in _progress(variants, progress):
         owner = type(variant).__name__
         out: dict[str, Any] = {}
         for hook, keys in ((variant.signals, SIGNAL_KEYS), (variant.stops, STOP_KEYS),

@@ -144,3 +144,14 @@ def test_grid_over_leverage_varies_the_engine_setting_per_column():
     assert list(result.equity.columns) == [1.0, 3.0]
     low, high = result.equity[1.0], result.equity[3.0]
     assert not np.allclose(low.to_numpy(), high.to_numpy())
+
+
+def test_grid_progress_bar_only_on_a_terminal(monkeypatch):
+    from backtest.strategy import _progress
+
+    items = [1, 2, 3]
+    assert _progress(items, True) is items  # pytest's stderr is not a terminal: quiet
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    bar = _progress(items, True)
+    assert list(bar) == items and bar is not items
+    assert _progress(items, False) is items
