@@ -82,14 +82,23 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, Origin]:
+POSITIONAL_LAYOUTS = {"binance": BINANCE_KLINE_COLUMNS, "ccxt": CCXT_COLUMNS}
+
+
+def _read_csv(path: Path, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         first = next(csv.reader(io.StringIO(handle.readline())), [])
     if not first:
         raise DataError("file is empty", file=path)
     has_header = not all(_looks_numeric(cell) for cell in first if cell.strip())
     frame = pd.read_csv(path, header=0 if has_header else None, encoding="utf-8-sig")
-    if not has_header:
+    forced = POSITIONAL_LAYOUTS.get(format)
+    if forced is not None:  # the layout is known: columns by position, whatever the header says
+        if frame.shape[1] != len(forced):
+            raise DataError(f"format={format!r} expects {len(forced)} columns, found {frame.shape[1]}",
+                            file=path)
+        frame.columns = list(forced)
+    elif not has_header:
         layout = {len(BINANCE_KLINE_COLUMNS): BINANCE_KLINE_COLUMNS, len(CCXT_COLUMNS): CCXT_COLUMNS}
         columns = layout.get(frame.shape[1])
         if columns is None:
@@ -150,7 +159,7 @@ def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
             return pd.read_feather(path), Origin(str(path))
         if suffixes.endswith(".json"):
             return _read_json(path)
-        return _read_csv(path)
+        return _read_csv(path, format)
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise

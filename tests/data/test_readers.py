@@ -169,3 +169,13 @@ def test_binance_public_funding_dump(tmp_path):
     rates = backtest.load_funding(path)
     assert rates.tolist() == [0.0001, -0.000025]
     assert rates.index[1] == pd.Timestamp("2025-01-01 08:00", tz="UTC")
+
+
+def test_explicit_format_reads_columns_by_position(tmp_path):
+    path = tmp_path / "klines.csv"
+    frame = _binance(candles())
+    frame.columns = [f"c{k}" for k in range(12)]  # a header that names nothing we know
+    frame.to_csv(path, index=False)
+    _assert_bars(backtest.load(path, format="binance"))
+    with pytest.raises(backtest.DataError, match="format='ccxt' expects 6 columns, found 12"):
+        backtest.load(path, format="ccxt")
