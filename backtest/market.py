@@ -3,13 +3,15 @@
 Choices:
 
 - The index is a UTC ``DatetimeIndex`` of bar *open* times; naive timestamps are taken as UTC.
-- **Funding alignment**: a funding event at time T belongs to the bar with
-  ``open_time <= T < next open_time``, so exchange timestamps carrying a few milliseconds of jitter
-  land on the right bar; several events inside one bar are summed. ``funding`` is NaN on bars
-  with no event. Events before the first bar or at/after the end of the last bar are dropped.
-- **Mark coverage**: mark-price candles are aligned on the bar open times; bars the mark series
-  does not cover are NaN, and the engine falls back to traded prices there.
-- ``depth`` is the 2%-order-book depth in USD (both sides), aligned like mark prices.
+- Mark prices, funding and depth are aligned to the bars by :mod:`backtest.data.align`, never
+  with look-ahead: finer mark candles are aggregated into their bar, coarser ones refused;
+  funding events are summed into the bar holding them; depth is the minimum of the snapshots
+  inside a bar (coarser depth is refused). Bars a series does not cover are NaN — the engine
+  uses traded prices there, no depth impact, no funding — and a :class:`DataWarning` says how
+  many bars are covered and names the first that is not.
+- ``depth`` is the USD notional resting within ±2% of the mid, **bids and asks together** (the
+  usual "2% market depth"); a market order walks one side of it (see
+  :mod:`backtest.engine.simulate`).
 
 >>> import pandas as pd
 >>> bars = pd.DataFrame({"open": [100.0, 101], "high": [102.0, 103], "low": [99.0, 100],
@@ -27,6 +29,13 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from backtest.data.align import (
+    align_candles,
+    align_events,
+    align_snapshots,
+    coverage_warning,
+    funding_covered,
+)
 from backtest.data.validate import (
     DEFAULT_MAX_FUNDING_RATE,
     PRICE_COLUMNS,
@@ -36,6 +45,7 @@ from backtest.data.validate import (
     check_prices,
     check_volume,
     modal_spacing,
+    require_columns,
 )
 from backtest.errors import DataError
 
@@ -48,28 +58,6 @@ def _utc_index(index, origin: Origin) -> pd.DatetimeIndex:
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
 
 
-def align_events(events: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
-    """Sum events (e.g. funding payments) into the bar whose [open, next open) holds them."""
-    events = events.dropna()
-    if len(index) == 0:
-        return pd.Series(np.nan, index=index, dtype=float)
-    times = events.index
-    times = times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
-    positions = index.searchsorted(times, side="right") - 1
-    spacing = modal_spacing(index) if len(index) > 1 else pd.Timedelta(0)
-    inside = (positions >= 0) & (times < index[-1] + spacing)
-    summed = pd.Series(events.to_numpy(dtype=float)[inside]).groupby(positions[inside]).sum()
-    aligned = np.full(len(index), np.nan)
-    aligned[summed.index.to_numpy()] = summed.to_numpy()
-    return pd.Series(aligned, index=index, name="funding_rate")
-
-
-def _align_frame(frame: pd.DataFrame, index: pd.DatetimeIndex) -> pd.DataFrame:
-    frame = frame.copy()
-    frame.index = _utc_index(frame.index, Origin())
-    return frame[~frame.index.duplicated(keep="last")].reindex(index)
-
-
 class Market:
     """Aligned bars of one instrument, validated on construction.
 
@@ -77,11 +65,13 @@ class Market:
     ----------
     ohlcv : DataFrame with ``open, high, low, close`` (and optionally ``volume``) on a
         DatetimeIndex of bar open times.
-    mark : DataFrame of mark-price ``open, high, low, close`` on any DatetimeIndex, aligned here.
+    mark : DataFrame of mark-price ``open, high, low, close`` candles at the bars' timeframe or
+        finer, on any DatetimeIndex; aligned here.
     funding : Series of funding rates (fractions per interval) indexed by funding time.
-    depth : Series of 2%-order-book depth in USD.
-    symbol, source : labels used in reports and error messages.
-    validate : check prices, order and funding (default True).
+    depth : Series of 2% order-book depth in USD (both sides), snapshots at any times.
+    symbol, source : labels used in reports and error messages; ``sources`` maps "mark",
+        "funding" and "depth" to the files they came from.
+    validate : check prices, order and funding, and warn about partial coverage (default True).
     max_funding_rate : largest believable |funding rate| per interval.
 
     >>> idx = pd.date_range("2025-01-01", periods=3, freq="1h", tz="UTC")
@@ -94,7 +84,7 @@ class Market:
     def __init__(self, ohlcv: pd.DataFrame, *, mark=None, funding=None, depth=None, symbol=None,
                  source=None, validate: bool = True,
                  max_funding_rate: float = DEFAULT_MAX_FUNDING_RATE, origin: Origin | None = None,
-                 ) -> None:
+                 sources: dict | None = None) -> None:
         origin = origin or Origin(file=None if source is None else str(source))
         if not isinstance(ohlcv, pd.DataFrame):
             raise origin.error(f"ohlcv must be a DataFrame, got {type(ohlcv).__name__}")
@@ -112,19 +102,28 @@ class Market:
         self.symbol = symbol
         self.source = origin.file
 
+        sources = sources or {}
+
+        def origin_of(name):
+            return Origin(file=sources.get(name) or (origin.file and f"{origin.file} ({name})"))
+
+        raw_funding = None
         if mark is not None:
-            mark = _align_frame(mark.rename(columns=lambda c: str(c).strip().lower()), index)
-            mark = mark[list(PRICE_COLUMNS)].astype(float)
+            if not isinstance(mark, pd.DataFrame):
+                raise origin.error(f"mark must be a DataFrame of candles, got {type(mark).__name__}")
+            require_columns(mark.rename(columns=lambda c: str(c).strip().lower()), PRICE_COLUMNS,
+                            origin_of("mark"))
+            mark = align_candles(mark, index, origin_of("mark"))
         if funding is not None:
             if isinstance(funding, pd.DataFrame):
                 funding = funding.iloc[:, 0]
             funding = funding.astype(float)
-            if not funding.index.equals(index) or funding.notna().sum() == 0:
+            if not funding.index.equals(index):
+                raw_funding = funding
                 funding = align_events(funding, index)
             funding.name = "funding_rate"
         if depth is not None:
-            depth = _align_frame(depth.astype(float).to_frame("depth"), index)["depth"]
-            depth.name = "depth_2pct_usd"
+            depth = align_snapshots(depth, index, origin_of("depth")).rename("depth_2pct_usd")
         self.mark, self.funding, self.depth = mark, funding, depth
 
         if validate:
@@ -132,10 +131,18 @@ class Market:
             check_prices(self._ohlcv, origin)
             check_volume(self._ohlcv, origin)
             if mark is not None:
-                covered = mark.dropna(how="any")
-                check_prices(covered, Origin(origin.file and f"{origin.file} (mark)"))
+                covered = mark.notna().all(axis=1).to_numpy()
+                check_prices(mark[covered], origin_of("mark"))
+                coverage_warning("mark price", covered, index, origin_of("mark"),
+                                 "liquidation is checked on traded prices there")
             if funding is not None:
                 check_funding(funding, origin, max_funding_rate)
+                if raw_funding is not None:
+                    coverage_warning("funding", funding_covered(raw_funding, index), index,
+                                     origin_of("funding"), "no funding is charged there")
+            if depth is not None:
+                coverage_warning("depth", depth.notna().to_numpy(), index, origin_of("depth"),
+                                 "no depth impact there")
             if depth is not None:
                 bad = (depth < 0).to_numpy()
                 if bad.any():

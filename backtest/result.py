@@ -128,7 +128,10 @@ class Result:
     def trades(self) -> pd.DataFrame:
         """Closed trades (and any still open at the end, ``exit_reason == "end"``).
 
-        ``pnl`` is net of fees and funding; ``return`` is pnl over the trade's initial margin.
+        ``pnl`` is the trader's, net of fees and funding; ``return`` is pnl over the trade's
+        initial margin; ``insurance_shortfall`` the loss beyond the collateral (the isolated
+        margin, or the wallet of a cross account with nothing else open) that the exchange's
+        insurance fund bore, not the trader: ``pnl`` = price PnL + shortfall − fees − funding.
         """
         r = self._trades
         frame = pd.DataFrame({
@@ -137,7 +140,7 @@ class Result:
             "side": pd.Series(r["side"]).map(SIDE_NAMES).to_numpy(), "qty": r["qty"],
             "entry_price": r["entry_price"], "exit_price": r["exit_price"], "pnl": r["pnl"],
             "return": np.divide(r["pnl"], r["margin"], out=np.full(len(r), np.nan), where=r["margin"] > 0),
-            "fees": r["fees"], "funding": r["funding"],
+            "fees": r["fees"], "funding": r["funding"], "insurance_shortfall": r["shortfall"],
             "exit_reason": REASON_NAMES[r["exit_reason"]],
         })
         return frame.sort_values(["entry_time", "exit_time"], kind="stable").reset_index(drop=True)
@@ -227,7 +230,7 @@ class Result:
             "liquidations": self._per_account(liq, np.ones(len(liq)), "sum").astype(int),
             "funding_paid": self._per_account(self._funding, self._funding["payment"], "sum"),
             "fees_paid": self._per_account(self._orders, self._orders["fee"], "sum"),
-            "insurance_shortfall": self._per_account(liq, liq["shortfall"], "sum"),
+            "insurance_shortfall": self._per_account(self._trades, self._trades["shortfall"], "sum"),
             "max_effective_leverage": self._max_or_nan(self._effective_leverage),
             "worst_margin_ratio": self._max_or_nan(self._margin_ratio),
             "rejected_orders": self._per_account(

@@ -273,6 +273,8 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
     frame = _numeric(frame, [*PRICE_COLUMNS, *extras], origin)
     check_gaps(frame.index, origin, on_gap)
 
+    sources = {name: str(value) for name, value in (("mark", mark), ("funding", funding))
+               if isinstance(value, str | Path)}
     if mark is None and all(c in frame.columns for c in MARK_COLUMNS):
         mark = frame[list(MARK_COLUMNS)].rename(columns=lambda c: c.removeprefix("mark_"))
     elif mark is not None and not isinstance(mark, pd.DataFrame):
@@ -287,5 +289,5 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
     ohlcv = frame[[c for c in (*PRICE_COLUMNS, "volume") if c in frame.columns]]
     market = Market(ohlcv, mark=mark, funding=funding, depth=depth,
                     symbol=symbol or _symbol_from(path), source=origin.file,
-                    max_funding_rate=max_funding_rate, origin=origin)
+                    max_funding_rate=max_funding_rate, origin=origin, sources=sources)
     return market.resample(timeframe) if timeframe else market

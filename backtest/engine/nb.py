@@ -1,8 +1,10 @@
 """Numba kernel of the perpetual-futures simulation: arrays in, arrays and records out.
 
 Shapes: ``n`` bars, ``C`` columns, ``G`` accounts (groups; one per column unless grouped).
-Per-bar prices are 1-D ``(n,)``; parameters are 2-D and indexed flexibly (``flex_nb``): an axis
-of length 1 means "the same for all", so broadcasts are never materialised.
+Per-bar prices are 1-D ``(n,)``; parameters are 2-D ``(columns, bars)`` C-contiguous arrays
+(each column's bars contiguous, the layout a column-by-column scan wants) indexed flexibly
+(``flex_nb``): an axis of length 1 means "the same for all", so broadcasts are never
+materialised. One layout for every shape also means one compiled signature.
 
 Per bar and account, in this order (see ``backtest.engine.simulate`` for the full semantics):
 
@@ -14,8 +16,16 @@ Per bar and account, in this order (see ``backtest.engine.simulate`` for the ful
    (liquidation on the mark path, stops on the traded path; ties go to liquidation, then
    stop-loss, trailing stop, take-profit); after an event the segment is scanned on from there;
 5. orders at the close (``timing=close``), skipped for a column a stop or liquidation closed on
-   this bar;
+   this bar; if any were placed, the close is checked as a point of the path once more (a
+   realized loss in a cross account can leave the rest of it below maintenance);
 6. mark to market at the close.
+
+Liquidation is found where the account's *surplus* ``f(P)`` (margin balance less maintenance
+margin, each position's bracket taken at the mark price P itself) reaches zero. ``f`` is
+continuous and concave in P for the tables :func:`~backtest.engine.margin.check_tiers` accepts,
+so positive at both ends of a range means positive throughout (the quiet-bar test), and along a
+monotone segment it is crossed at most once: the crossing is found by walking the segment's
+bracket boundaries, solving the linear piece that holds it.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ from numba import njit
 
 from backtest.engine.margin import bracket_nb
 from backtest.engine.records import (
-    DEPTH_IMPACT_COEF,
+    DEPTH_BAND,
     MIN_NOTIONAL_USD,
     WIPED_EQUITY_FRACTION,
     Intrabar,
@@ -51,8 +61,8 @@ RELATIVE_TOLERANCE = 1e-9  # rounding slack when checking that an order fits the
 
 @njit(cache=True, inline="always")
 def flex_nb(a, i, c):
-    """``a[i, c]`` where a length-1 axis broadcasts."""
-    return a[i if a.shape[0] > 1 else 0, c if a.shape[1] > 1 else 0]
+    """Bar i, column c of a ``(columns, bars)`` parameter where a length-1 axis broadcasts."""
+    return a[c if a.shape[0] > 1 else 0, i if a.shape[1] > 1 else 0]
 
 
 @njit(cache=True)
@@ -77,8 +87,9 @@ def _mm_terms(abs_qty, price, t_max, t_mmr, t_cum):
 
 
 @njit(cache=True)
-def _account_ab(cols, state, collateral, price, t_max, t_mmr, t_cum):
-    """f(P) = A + B·P: margin balance minus maintenance margin of the account at price P."""
+def _surplus_terms(cols, state, collateral, price, t_max, t_mmr, t_cum):
+    """(A, B) with f(P) = A + B·P: the account's margin balance less its maintenance margin, on
+    the brackets holding each position's notional at ``price`` (exact on that bracket piece)."""
     a = collateral
     b = 0.0
     for c in cols:
@@ -88,6 +99,69 @@ def _account_ab(cols, state, collateral, price, t_max, t_mmr, t_cum):
             a += -q * state[ENTRY, c] + cum
             b += q - abs(q) * mmr
     return a, b
+
+
+@njit(cache=True)
+def _surplus(cols, state, collateral, price, t_max, t_mmr, t_cum):
+    a, b = _surplus_terms(cols, state, collateral, price, t_max, t_mmr, t_cum)
+    return a + b * price
+
+
+@njit(cache=True)
+def _next_boundary(cols, state, price, end, t_max):
+    """The first bracket boundary (as a mark price) strictly between ``price`` and ``end``."""
+    best = end
+    rising = end > price
+    for c in cols:
+        q = abs(state[QTY, c])
+        if q == 0.0:
+            continue
+        for k in range(t_max.shape[0] - 1):
+            boundary = t_max[k] / q
+            if (rising and price < boundary < best) or (not rising and best < boundary < price):
+                best = boundary
+    return best
+
+
+@njit(cache=True)
+def _surplus_root(cols, state, collateral, start, end, t_max, t_mmr, t_cum):
+    """The first price from ``start`` towards ``end`` (a price, 0 or inf) where the surplus
+    changes sign, found piece by piece between bracket boundaries; NaN if it does not."""
+    positive = _surplus(cols, state, collateral, start, t_max, t_mmr, t_cum) > 0.0
+    lo = start
+    while lo != end:
+        hi = _next_boundary(cols, state, lo, end, t_max)
+        mid = lo * 2.0 + 1.0 if np.isinf(hi) else 0.5 * (lo + hi)
+        a, b = _surplus_terms(cols, state, collateral, mid, t_max, t_mmr, t_cum)
+        if np.isinf(hi):
+            f_hi_positive = b > 0.0 or (b == 0.0 and a > 0.0)
+        else:
+            f_hi_positive = a + b * hi > 0.0
+        if f_hi_positive != positive:
+            root = -a / b
+            return min(max(root, min(lo, hi)), max(lo, hi))
+        lo = hi
+    return np.nan
+
+
+@njit(cache=True)
+def _liquidation_event(cols, state, collateral, p0, m0, m1, t_max, t_mmr, t_cum):
+    """(t, fill): the fraction of the mark segment m0→m1 at which the account's surplus first
+    reaches zero, and the fill there (the liquidation price; when the segment starts beyond it —
+    a gap — the worse of it and the traded price p0). t = -1 when it is not reached."""
+    a, b = _surplus_terms(cols, state, collateral, m0, t_max, t_mmr, t_cum)
+    if a + b * m0 <= 0.0:
+        if b > 0.0:  # the surplus grows with the price: the liquidation price lies above
+            level = _surplus_root(cols, state, collateral, m0, np.inf, t_max, t_mmr, t_cum)
+            return 0.0, p0 if np.isnan(level) else min(level, p0)
+        if b < 0.0:
+            level = _surplus_root(cols, state, collateral, m0, 0.0, t_max, t_mmr, t_cum)
+            return 0.0, p0 if np.isnan(level) else max(level, p0)
+        return 0.0, p0
+    if m1 == m0 or _surplus(cols, state, collateral, m1, t_max, t_mmr, t_cum) > 0.0:
+        return -1.0, np.nan
+    level = _surplus_root(cols, state, collateral, m0, m1, t_max, t_mmr, t_cum)
+    return (m0 - level) / (m0 - m1), level
 
 
 @njit(cache=True, inline="always")
@@ -114,15 +188,6 @@ def _collateral(g, cols, state, wallet, margin_mode):
 
 
 @njit(cache=True)
-def _liquidation_level(cols, state, collateral, price, t_max, t_mmr, t_cum):
-    """(LP, falling): where the account's margin balance meets its maintenance margin."""
-    a, b = _account_ab(cols, state, collateral, price, t_max, t_mmr, t_cum)
-    if b == 0.0:
-        return (np.inf if a <= 0.0 else np.nan), True
-    return -a / b, b > 0.0
-
-
-@njit(cache=True)
 def _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum):
     """Earliest (t, kind, col, level) on the segment; kind NO_EVENT when nothing triggers."""
     best_t, best_kind, best_col, best_level = 2.0, NO_EVENT, -1, np.nan
@@ -143,15 +208,8 @@ def _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum):
             if t >= 0.0 and (t < best_t or (t == best_t and EV_TRAIL < best_kind)):
                 best_t, best_kind, best_col, best_level = t, EV_TRAIL, c, level
     if has_position:
-        level, falling = _liquidation_level(cols, state, collateral, m0, t_max, t_mmr, t_cum)
-        if np.isinf(level):
-            t = 0.0
-        else:
-            t = _cross_time(m0, m1, level, falling)
+        t, fill = _liquidation_event(cols, state, collateral, p0, m0, m1, t_max, t_mmr, t_cum)
         if t >= 0.0 and t <= best_t:
-            fill = level
-            if t == 0.0:  # gapped through: the traded price at the open is the fill if worse
-                fill = min(level, p0) if falling else max(level, p0)
             best_t, best_kind, best_col, best_level = t, EV_LIQ, -1, fill
     return best_t, best_kind, best_col, best_level
 
@@ -160,7 +218,7 @@ def _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum):
 def _impact(notional, depth_i):
     if np.isnan(depth_i) or depth_i <= 0.0:
         return 0.0
-    return DEPTH_IMPACT_COEF * notional / depth_i
+    return DEPTH_BAND * notional / depth_i
 
 
 @njit(cache=True)
@@ -173,14 +231,18 @@ def _record_order(orders, counts, c, i, side, qty, price, fee, status, reason):
 
 
 @njit(cache=True)
-def _record_trade(trades, counts, c, state, exit_bar, exit_price, pnl, reason, entry_margin):
+def _record_trade(trades, counts, c, state, exit_bar, exit_price, pnl, shortfall, reason,
+                  entry_margin):
+    """Record column c's trade; ``pnl`` is the trader's, net of fees and funding, so it already
+    includes the ``shortfall`` the insurance fund bore beyond the collateral."""
     k = counts[TRADES]
     q = state[QTY, c]
     trades[k]["col"], trades[k]["entry_bar"], trades[k]["exit_bar"] = c, int(state[ENTRY_BAR, c]), exit_bar
     trades[k]["side"], trades[k]["qty"] = _sign(q), abs(q)
     trades[k]["entry_price"], trades[k]["exit_price"] = state[ENTRY, c], exit_price
     trades[k]["pnl"], trades[k]["fees"], trades[k]["funding"] = pnl, state[FEES, c], state[FUNDING, c]
-    trades[k]["margin"], trades[k]["exit_reason"] = entry_margin, reason
+    trades[k]["margin"], trades[k]["shortfall"] = entry_margin, shortfall
+    trades[k]["exit_reason"] = reason
     counts[TRADES] = k + 1
 
 
@@ -192,9 +254,23 @@ def _clear(state, c):
 
 
 @njit(cache=True)
-def _close(c, g, i, ref, reason, market_order, state, wallet, fees, slippage, depth, entry_margin,
-           orders, trades, counts):
-    """Close column c's position at ``ref`` (± slippage and depth impact for market orders)."""
+def _others_open(cols, state, c):
+    for other in cols:
+        if other != c and state[QTY, other] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def _close(c, cols, g, i, ref, reason, market_order, state, wallet, fees, slippage, depth,
+           margin_mode, entry_margin, orders, trades, counts):
+    """Close column c's position at ``ref`` (± slippage and depth impact for market orders).
+
+    The loss stops at the collateral — the position's margin when isolated, the wallet of a
+    cross account with no other position open — and the excess is the insurance fund's
+    shortfall. A cross account with other positions open takes the whole loss into its wallet,
+    which may go negative while their unrealized profit keeps the margin balance positive.
+    """
     q = state[QTY, c]
     side = _sign(q)
     fill = ref
@@ -203,11 +279,16 @@ def _close(c, g, i, ref, reason, market_order, state, wallet, fees, slippage, de
         fill *= 1.0 - side * _impact(abs(q) * ref, depth[i])
     fee = abs(q) * fill * flex_nb(fees, i, c)
     pnl = q * (fill - state[ENTRY, c])
-    wallet[g] = max(wallet[g] + pnl - fee, 0.0)
+    shortfall = 0.0
+    if margin_mode == MarginMode.isolated or not _others_open(cols, state, c):
+        balance = (state[MARGIN, c] if margin_mode == MarginMode.isolated else wallet[g]) + pnl
+        fee = min(fee, max(balance, 0.0))
+        shortfall = max(-balance, 0.0)
+    wallet[g] += pnl - fee + shortfall
     state[FEES, c] += fee
     _record_order(orders, counts, c, i, -side, abs(q), fill, fee, OrderStatus.filled, reason)
-    net = pnl - state[FEES, c] - state[FUNDING, c]
-    _record_trade(trades, counts, c, state, i, fill, net, reason, entry_margin[c])
+    net = pnl + shortfall - state[FEES, c] - state[FUNDING, c]
+    _record_trade(trades, counts, c, state, i, fill, net, shortfall, reason, entry_margin[c])
     _clear(state, c)
 
 
@@ -250,7 +331,8 @@ def _liquidate(cols, g, i, fill, state, wallet, margin_mode, liq_fee_rate, entry
         _record_order(orders, counts, c, i, -_sign(q), abs(q), fill, fee, OrderStatus.filled,
                       Reason.liquidation)
         net = pnl + shortfall - state[FEES, c] - state[FUNDING, c]
-        _record_trade(trades, counts, c, state, i, fill, net, Reason.liquidation, entry_margin[c])
+        _record_trade(trades, counts, c, state, i, fill, net, shortfall, Reason.liquidation,
+                      entry_margin[c])
         _clear(state, c)
 
 
@@ -266,6 +348,17 @@ def _equity(cols, g, state, wallet, price, margin_mode):
                 pnl = max(pnl, -state[MARGIN, c])
             upnl += pnl
     return max(wallet[g] + upnl, 0.0)
+
+
+@njit(cache=True)
+def _tier_cap(lev, t_max, t_maxlev):
+    """The largest notional whose bracket allows ``lev``: just below the upper bound of the last
+    such bracket (brackets are [min, max), and leverage caps only fall as notional grows)."""
+    allowed = 0
+    for k in range(t_max.shape[0]):
+        if t_maxlev[k] >= lev:
+            allowed = k
+    return np.nextafter(t_max[allowed], 0.0)
 
 
 @njit(cache=True)
@@ -305,23 +398,18 @@ def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, 
     elif size_type == SizeType.exposure:
         notional = size_value * equity
     elif size_type == SizeType.risk:
-        distance = abs(ref - sl_level) / ref
-        if not distance > 0.0:
-            return
-        notional = size_value * equity / distance
+        notional = size_value * equity / (abs(ref - sl_level) / ref)  # NaN without a stop
     else:
-        if not vol[s] > 0.0:
-            return
-        notional = size_value * equity / vol[s]
+        notional = size_value * equity / vol[s]  # NaN before the volatility window fills
     capped = size_type >= SizeType.exposure  # sizes "capped by leverage and tiers"
 
     reason = Reason.signal
-    k = bracket_nb(notional, t_max)
-    if t_maxlev[k] < lev:
+    if not notional >= 0.0:
+        reason = Reason.size_unavailable
+        notional = 0.0
+    elif t_maxlev[bracket_nb(notional, t_max)] < lev:
         if capped:
-            for j in range(t_max.shape[0]):
-                if t_maxlev[j] >= lev:
-                    notional = min(notional, t_max[j])
+            notional = _tier_cap(lev, t_max, t_maxlev)
         else:
             reason = Reason.tier_leverage
     if reason == Reason.signal and notional > affordable * (1.0 + RELATIVE_TOLERANCE):
@@ -330,7 +418,7 @@ def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, 
         else:
             reason = Reason.insufficient_margin
     if reason == Reason.signal and notional < MIN_NOTIONAL_USD:
-        reason = Reason.below_min_notional
+        reason = Reason.insufficient_margin if affordable < MIN_NOTIONAL_USD else Reason.below_min_notional
     fill = ref * (1.0 + side * flex_nb(slippage, i, c))
     fill *= 1.0 + side * _impact(notional, depth[i])
     qty = notional / fill
@@ -376,13 +464,13 @@ def _signals(c, cols, g, i, s, ref, state, wallet, entries, exits, short_entries
     side = 0
     if position > 0:
         if short_in or long_out:
-            _close(c, g, i, ref, Reason.signal, True, state, wallet, fees, slippage, depth,
-                   entry_margin, orders, trades, counts)
+            _close(c, cols, g, i, ref, Reason.signal, True, state, wallet, fees, slippage, depth,
+                   margin_mode, entry_margin, orders, trades, counts)
             side = -1 if short_in else 0
     elif position < 0:
         if long_in or short_out:
-            _close(c, g, i, ref, Reason.signal, True, state, wallet, fees, slippage, depth,
-                   entry_margin, orders, trades, counts)
+            _close(c, cols, g, i, ref, Reason.signal, True, state, wallet, fees, slippage, depth,
+                   margin_mode, entry_margin, orders, trades, counts)
             side = 1 if long_in else 0
     else:
         side = 1 if long_in else (-1 if short_in else 0)
@@ -421,8 +509,8 @@ def _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, 
             reason = Reason.stop_loss if kind == EV_SL else (
                 Reason.trailing_stop if kind == EV_TRAIL else Reason.take_profit)
             ref = p0 if t == 0.0 else level  # a gap through the level fills at the open
-            _close(c, g, i, ref, reason, kind != EV_TP, state, wallet, fees, slippage, depth,
-                   entry_margin, orders, trades, counts)
+            _close(c, cols, g, i, ref, reason, kind != EV_TP, state, wallet, fees, slippage,
+                   depth, margin_mode, entry_margin, orders, trades, counts)
             state[STOP_BAR, c] = i
         p0, m0 = p0 + t * (p1 - p0), m0 + t * (m1 - m0)
     _move_peaks(cols, state, p1, p1)  # trailing stops follow the best price reached
@@ -454,11 +542,37 @@ def _bar_is_quiet(cols, g, state, wallet, margin_mode, low_i, high_i, ml, mh, t_
             if high_i >= sl or low_i <= tp or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)):
                 return False
     collateral = _collateral(g, cols, state, wallet, margin_mode)
+    # the surplus is concave in the price: positive at both extremes, positive in between
     for price in (ml, mh):
-        a, b = _account_ab(cols, state, collateral, price, t_max, t_mmr, t_cum)
-        if a + b * price <= 0.0:
+        if _surplus(cols, state, collateral, price, t_max, t_mmr, t_cum) <= 0.0:
             return False
     return True
+
+
+@njit(cache=True)
+def _mark_open_positions(cols, g, i, price, state, wallet, margin_mode, entry_margin, trades, counts):
+    """Record positions still open at the end (``Reason.end``), marked at ``price`` like the
+    equity: an isolated position loses at most its margin, a cross account at most its wallet;
+    what lies beyond is shown as shortfall (shared by size in a cross account)."""
+    balance, abs_total = wallet[g], 0.0
+    for c in cols:
+        q = state[QTY, c]
+        if q != 0.0:
+            balance += q * (price - state[ENTRY, c])
+            abs_total += abs(q)
+    cross_shortfall = max(-balance, 0.0) if margin_mode == MarginMode.cross else 0.0
+    for c in cols:
+        q = state[QTY, c]
+        if q == 0.0:
+            continue
+        pnl = q * (price - state[ENTRY, c])
+        if margin_mode == MarginMode.isolated:
+            shortfall = max(-(state[MARGIN, c] + pnl), 0.0)
+        else:
+            shortfall = cross_shortfall * abs(q) / abs_total
+        net = pnl + shortfall - state[FEES, c] - state[FUNDING, c]
+        _record_trade(trades, counts, c, state, i, price, net, shortfall, Reason.end, entry_margin[c])
+        _clear(state, c)
 
 
 @njit(cache=True)
@@ -592,15 +706,21 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
             if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
                 wiped = _is_wiped(cols, g, state, wallet, init_cash)
             if timing == Timing.close and not wiped:
+                acted = False
                 for c in cols:
                     if state[STOP_BAR, c] != i and (
                             flex_nb(entries, i, c) or flex_nb(exits, i, c)
                             or flex_nb(short_entries, i, c) or flex_nb(short_exits, i, c)):
+                        acted = True
                         _signals(c, cols, g, i, i, close[i], state, wallet, entries, exits,
                                  short_entries, short_exits, size, size_type, sl_stop, tp_stop,
                                  trail_stop, sl_price, tp_price, leverage, fees, slippage, depth,
                                  vol, t_max, t_mmr, t_cum, t_maxlev, margin_mode, entry_margin,
                                  orders, trades, counts)
+                if acted and _has_position(cols, state):  # the close as a point of the path
+                    _walk_segment(cols, g, i, close[i], close[i], mc, mc, state, wallet,
+                                  margin_mode, fees, slippage, depth, liq_fee_rate, t_max, t_mmr,
+                                  t_cum, entry_margin, orders, trades, liqs, counts)
 
             # 6. mark to market
             in_position = _has_position(cols, state) if timing == Timing.close else in_position
@@ -623,15 +743,9 @@ def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_cl
                 leverage_out[i, g] = exposure / equity if equity > 0.0 else (np.inf if exposure > 0 else 0.0)
                 ratio_out[i, g] = (maintenance / balance if balance > 0.0 else np.inf) if exposure > 0 else 0.0
 
-        # positions still open at the end are marked at the last close
         trades = grow_nb(trades, counts[TRADES] + m)
-        for c in cols:
-            q = state[QTY, c]
-            if q != 0.0:
-                pnl = q * (close[n - 1] - state[ENTRY, c]) - state[FEES, c] - state[FUNDING, c]
-                _record_trade(trades, counts, c, state, n - 1, close[n - 1], pnl, Reason.end,
-                              entry_margin[c])
-                _clear(state, c)
+        _mark_open_positions(cols, g, n - 1, close[n - 1], state, wallet, margin_mode,
+                             entry_margin, trades, counts)
 
     return (equity_out, wallet_out, position_out, margin_out, leverage_out, ratio_out,
             orders[: counts[ORDERS]], trades[: counts[TRADES]], liqs[: counts[LIQS]],

@@ -51,6 +51,8 @@ class _Reason(NamedTuple):
     insufficient_margin: int = 6  # rejected: margin + fee exceed the available equity
     tier_leverage: int = 7  # rejected: the notional's bracket allows less leverage
     below_min_notional: int = 8  # rejected: too small to place
+    size_unavailable: int = 9  # rejected: no size ("risk" without a usable stop, "target_vol"
+    #                            before the volatility window has filled)
 
 
 SizeType = _SizeType()
@@ -67,11 +69,16 @@ LONG, SHORT = 1, -1
 
 # Engine constants (named here so kernels carry no magic numbers).
 FUNDING_INTERVAL_HOURS = 8  # Binance USDⓈ-M default funding interval
-DEPTH_IMPACT_COEF = 0.01  # walking a linear book: consuming the whole 2% depth costs 1% on average
+# A market's ``depth`` is the USD resting within ±DEPTH_BAND of the mid, bids and asks together;
+# a market order walks one side (half of it), spread evenly over the band (a linear book), so
+# eating notional N moves the price by DEPTH_BAND·N/(depth/2) at the last fill and by half that,
+# DEPTH_BAND·N/depth, on average.
+DEPTH_BAND = 0.02
 MIN_NOTIONAL_USD = 5.0  # orders smaller than this are rejected (Binance's minimum is 5-100 USDT)
 WIPED_EQUITY_FRACTION = 1e-4  # an account with less than this share of its initial cash is dead
 DEFAULT_LIQUIDATION_FEE = 0.0125  # Binance clearance fee (assumed; varies by symbol, up to 1.5%)
 DEFAULT_MMR = 0.005  # flat maintenance rate when no tier table is known (Binance BTC tier 2)
+DEFAULT_MAX_LEVERAGE = 125.0  # the flat table's cap: Binance's highest leverage on any contract
 
 order_dt = np.dtype([
     ("col", np.int32), ("bar", np.int32), ("side", np.int8), ("qty", np.float64),
@@ -82,7 +89,7 @@ trade_dt = np.dtype([
     ("col", np.int32), ("entry_bar", np.int32), ("exit_bar", np.int32), ("side", np.int8),
     ("qty", np.float64), ("entry_price", np.float64), ("exit_price", np.float64),
     ("pnl", np.float64), ("fees", np.float64), ("funding", np.float64), ("margin", np.float64),
-    ("exit_reason", np.int8),
+    ("shortfall", np.float64), ("exit_reason", np.int8),
 ])
 
 liquidation_dt = np.dtype([

@@ -5,31 +5,54 @@ grouped):
 
 - **Fills.** Orders fill at the reference price (the next bar's open with ``timing="next_open"``,
   the default, or the signal bar's close with ``timing="close"``) moved against the trader by
-  ``slippage`` and, when the market has a 2%-depth series and ``depth_impact`` is on, by
-  ``0.01 × notional / depth`` more (walking a linear book: eating the whole 2% depth costs 1% on
-  average). Fees (taker, ``fees`` × notional) are charged on every fill.
+  ``slippage`` and, when the market has a depth series and ``depth_impact`` is on, by
+  ``0.02 × notional / depth`` more. ``depth`` is the USD resting within ±2% of the mid, bids and
+  asks together; a market order walks one side, half of it, spread evenly over the 2% band (a
+  linear book), so it moves the price ``0.04 × notional / depth`` by its last fill and half that
+  on average. Fees (taker, ``fees`` × notional) are charged on every fill.
 - **Margin.** Opening needs ``notional / leverage`` of margin plus the fee out of the available
   equity (equity less the margin of the account's other positions). ``size_type="equity"``
   commits ``size`` of it (fees included); ``"notional"`` is in quote currency; ``"exposure"`` is
   notional / equity; ``"risk"`` loses ``size`` × equity if the stop is hit; ``"target_vol"``
   scales notional to ``size`` / realized volatility (log returns over ``vol_window`` bars up to
-  the signal bar, annualized on 365 days). An order the account cannot margin, or whose notional
-  falls in a bracket allowing less than the leverage, is rejected and recorded — except the last
-  three size types, which are capped at what the account and the tiers allow.
+  the signal bar, annualized on 365 days). An order is rejected and recorded with its reason
+  when the account cannot margin it (``insufficient_margin``), its notional falls in a bracket
+  allowing less than the leverage (``tier_leverage``), it is under 5 USDT with margin to spare
+  (``below_min_notional``), or its size cannot be computed (``size_unavailable``: a risk size
+  without a stop on the right side, a volatility target before the window has filled) — except
+  that the last three size types are capped instead: at the largest notional whose bracket still
+  allows the leverage (strictly inside it), then at what the account can margin.
+- **Leverage** is checked against the tier table in force — ``tiers`` (a shipped symbol, a JSON
+  file or a DataFrame), else the market symbol's shipped table, else a flat ``mmr`` (default
+  0.5%) allowing up to 125x like Binance: a ``ValueError`` names the limit.
 - **Stops.** ``sl_stop``/``tp_stop``/``trail_stop`` are fractions of the entry's reference
   price; ``sl_price``/``tp_price`` absolute levels read on the signal bar and fixed for the trade
   (a level on the wrong side of the entry is ignored). Stop-loss and trailing exits are market
   orders (slippage applies); take-profit is a limit order at its level. A gap through a level
   fills at the open.
-- **Liquidation** when the margin balance falls to the maintenance margin (tiers by notional),
-  checked along the intrabar path on the mark price when the market has one. The position closes
-  at the liquidation price (the open if it gapped through), pays the clearance fee
-  ``liquidation_fee`` × notional out of what is left; isolated losses stop at the position's
-  margin and cross losses at the wallet, the rest is the insurance fund's shortfall (recorded).
+- **Liquidation** when the margin balance falls to the maintenance margin, each position's
+  bracket taken at the price itself (as Binance computes it: the bracket of the notional at the
+  liquidation price, not at entry), checked along the intrabar path on the mark price when the
+  market has one. The position closes at the liquidation price (when the price opened beyond
+  it, at the worse of it and the open) and pays the clearance fee ``liquidation_fee`` ×
+  notional out of what is left.
+- **Losses stop at the collateral**, on every exit (liquidation, stop, signal, and the mark of
+  positions still open at the end): an isolated position loses at most its margin; a cross
+  account at most its wallet once nothing else is open. The excess is the insurance fund's
+  shortfall, recorded on the trade (``insurance_shortfall``) and on liquidations. While other
+  positions are open, a cross account's *wallet* may go negative — a realized loss is taken in
+  full — as long as its margin balance (wallet + unrealized PnL) stays above maintenance;
+  below it, the account is liquidated at once (after orders at the close too).
 - **Funding** at bars where the market's funding series has a rate (``funding=True``), or a
   constant rate every 8 h (``funding=<float>``): each position pays ``qty × mark open × rate``
   (longs pay positive rates). Off with ``funding=False``.
-- **Accounts** with less than 0.01% of their initial cash left are closed: no more orders.
+- **Accounts** with less than 0.01% of their initial cash left and nothing open are closed: no
+  more orders.
+
+Accounting: every account's final equity equals its initial cash plus the sum of its trades'
+``pnl`` (price PnL + shortfall − fees − funding). The kernel is checked against an independent
+plain-Python model of the account on thousands of random scenarios
+(``tests/engine/test_reference_model.py``).
 """
 
 from __future__ import annotations
@@ -40,10 +63,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtest.engine.margin import TIERS_DIR, check_tiers, flat_tiers, load_tiers
+from backtest.engine.margin import TIERS_DIR, flat_tiers, load_tiers, resolve_tiers
 from backtest.engine.nb import simulate_nb
 from backtest.engine.records import (
     DEFAULT_LIQUIDATION_FEE,
+    DEFAULT_MAX_LEVERAGE,
     DEFAULT_MMR,
     FUNDING_INTERVAL_HOURS,
     Intrabar,
@@ -81,7 +105,8 @@ def _width(name, value, n_bars, per_column=False):
 
 
 def _flex(name, value, index, n_cols, dtype, fill, per_column=False) -> np.ndarray:
-    """``value`` as a 2-D array whose length-1 axes broadcast over bars × columns."""
+    """``value`` as a C-contiguous ``(columns, bars)`` array whose length-1 axes broadcast (the
+    kernel's layout: a column's bars contiguous, and one numba signature whatever the shapes)."""
     n_bars = len(index)
     if value is None:
         return np.full((1, 1), fill, dtype=dtype)
@@ -103,12 +128,12 @@ def _flex(name, value, index, n_cols, dtype, fill, per_column=False) -> np.ndarr
             if array.dtype.kind == "f" and np.isnan(array).any():
                 raise ValueError(f"{name} contains NaN; signals must be True/False")
             array = array.astype(bool)
-        return np.asfortranarray(array)
+        return np.ascontiguousarray(array.T)
     try:
         array = array.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numeric") from exc
-    return np.asfortranarray(array)
+    return np.ascontiguousarray(array.T)
 
 
 def _column_index(args: dict, columns, n_bars) -> pd.Index:
@@ -139,9 +164,19 @@ def _tiers(market, tiers, mmr) -> pd.DataFrame:
     if tiers is None:
         shipped = market.symbol and (TIERS_DIR / f"{str(market.symbol).upper()}.json").is_file()
         return load_tiers(market.symbol) if shipped else flat_tiers(DEFAULT_MMR)
-    if isinstance(tiers, pd.DataFrame):
-        return check_tiers(tiers)
-    return load_tiers(tiers)
+    return resolve_tiers(tiers)
+
+
+def _tiers_name(market, tiers, mmr) -> str:
+    if isinstance(tiers, str):
+        return tiers
+    if tiers is not None:
+        return "custom"
+    if mmr is not None:
+        return f"flat mmr {mmr}"
+    shipped = market.symbol and (TIERS_DIR / f"{str(market.symbol).upper()}.json").is_file()
+    return str(market.symbol).upper() if shipped else \
+        f"default: flat mmr {DEFAULT_MMR}, up to {DEFAULT_MAX_LEVERAGE:g}x"
 
 
 def _funding_rates(market, funding) -> np.ndarray:
@@ -159,6 +194,19 @@ def _funding_rates(market, funding) -> np.ndarray:
     nexts = np.append(opens[1:], opens[-1] + market.freq.value)
     events = -(-nexts // interval) - (-(-opens // interval))
     return np.where(events > 0, float(funding) * events, np.nan)
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    """A read-only view: numba compiles writable and read-only arrays separately, and pandas
+    hands out both, so every kernel input is made read-only (one signature)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _bars(values, dtype=np.float64) -> np.ndarray:
+    """A contiguous 1-D array."""
+    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
 
 
 def _realized_vol(market, window) -> np.ndarray:
@@ -201,19 +249,25 @@ class _Call:
     tiers: pd.DataFrame
 
 
-def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table, leverage,
-              size, sl_stop, sl_price, mmr) -> _Call:
+def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table, tiers_name,
+              leverage, size, sl_stop, sl_price) -> _Call:
     call = _Call(_enum("size_type", size_type, SizeType), _enum("margin_mode", margin_mode, MarginMode),
                  _enum("timing", timing, Timing), _enum("intrabar", intrabar, Intrabar),
                  float(liquidation_fee), tiers_table)
     if not np.all(np.isfinite(leverage)) or np.any(leverage <= 0):
         raise ValueError(f"leverage must be positive and finite, got {np.unique(leverage)[:5]}")
-    top = float(tiers_table["max_leverage"].iloc[0])
-    if np.any(leverage > top):
-        raise ValueError(f"leverage {float(np.max(leverage))} is above the maximum {top:g} the tiers allow")
-    if mmr is not None and np.any(float(mmr) >= 1.0 / leverage):
-        raise ValueError(f"mmr {mmr} must be below 1 / leverage ({1.0 / float(np.max(leverage)):.4g}): "
-                         "the position would be liquidated on entry")
+    top = float(tiers_table["max_leverage"].max())
+    highest = float(np.max(leverage))
+    if highest > top:
+        raise ValueError(f"leverage {highest} is above the maximum {top:g} the tier table in force "
+                         f"({tiers_name}) allows")
+    # the smallest bracket's rate must leave room: at 1/leverage of margin, mmr ≥ 1/leverage
+    # would be liquidated on entry
+    entry_mmr = float(tiers_table["mmr"].iloc[0])
+    if entry_mmr >= 1.0 / highest:
+        raise ValueError(f"leverage {highest} is too high for the tiers ({tiers_name}): mmr "
+                         f"{entry_mmr:g} must be below 1 / leverage ({1.0 / highest:.4g}), or the "
+                         "position would be liquidated on entry")
     if np.isnan(size).any():
         raise ValueError("size contains NaN; use 0 for no order")
     if np.any(size < 0):
@@ -268,8 +322,9 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
         flex[name] = np.nan_to_num(flex[name])
 
     tiers_table = _tiers(market, tiers, mmr)
+    tiers_name = _tiers_name(market, tiers, mmr)
     call = _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table,
-                     flex["leverage"], flex["size"], flex["sl_stop"], flex["sl_price"], mmr)
+                     tiers_name, flex["leverage"], flex["size"], flex["sl_stop"], flex["sl_price"])
     col_order, group_start, group_len, group_index = _groups(group_by, n_cols, column_index)
     if np.any(group_len > 1) and call.margin_mode != MarginMode.cross:
         raise ValueError("group_by shares one wallet between columns: it needs margin_mode='cross'")
@@ -280,23 +335,24 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
 
     nan_bars = np.full(n_bars, np.nan)
     mark = market.mark
-    mark_arrays = [mark[c].to_numpy(dtype=float) if mark is not None else nan_bars for c in
+    mark_arrays = [_bars(mark[c]) if mark is not None else nan_bars for c in
                    ("open", "high", "low", "close")]
-    depth = market.depth.to_numpy(dtype=float) if depth_impact and market.depth is not None else nan_bars
+    depth = _bars(market.depth) if depth_impact and market.depth is not None else nan_bars
     vol = _realized_vol(market, vol_window) if call.size_type == SizeType.target_vol else nan_bars
 
-    out = simulate_nb(
-        market.open.to_numpy(float), market.high.to_numpy(float), market.low.to_numpy(float),
-        market.close.to_numpy(float), *mark_arrays, _funding_rates(market, funding), depth, vol,
+    inputs = (
+        _bars(market.open), _bars(market.high), _bars(market.low), _bars(market.close),
+        *mark_arrays, _bars(_funding_rates(market, funding)), depth, _bars(vol),
         flex["entries"], flex["exits"], flex["short_entries"], flex["short_exits"], flex["size"],
         flex["sl_stop"], flex["tp_stop"], flex["trail_stop"], flex["sl_price"], flex["tp_price"],
-        flex["leverage"], flex["fees"], flex["slippage"], np.ascontiguousarray(cash),
-        col_order.astype(np.int64), np.asarray(group_start, np.int64), np.asarray(group_len, np.int64),
-        *(tiers_table[c].to_numpy(float) for c in ("max_notional", "mmr", "maintenance_amount",
-                                                    "max_leverage")),
+        flex["leverage"], flex["fees"], flex["slippage"], _bars(cash),
+        _bars(col_order, np.int64), _bars(group_start, np.int64), _bars(group_len, np.int64),
+        *(_bars(tiers_table[c]) for c in ("max_notional", "mmr", "maintenance_amount",
+                                          "max_leverage")),
         call.size_type, call.margin_mode, call.timing, call.intrabar, call.liquidation_fee,
         bool(per_bar),
     )
+    out = simulate_nb(*(_readonly(a) if isinstance(a, np.ndarray) else a for a in inputs))
     from backtest.result import Result
 
     settings = {
@@ -305,9 +361,7 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
         "slippage": slippage if np.isscalar(slippage) else "varies", "funding": funding,
         "timing": timing, "intrabar": intrabar, "size": size if np.isscalar(size) else "varies",
         "size_type": size_type, "init_cash": init_cash,
-        "tiers": tiers if isinstance(tiers, str) else ("custom" if tiers is not None else
-                                                       (f"flat mmr {mmr}" if mmr is not None else
-                                                        market.symbol or f"flat mmr {DEFAULT_MMR}")),
+        "tiers": tiers_name,
         "liquidation_fee": call.liquidation_fee, "depth_impact": bool(depth_impact and market.depth is not None),
     }
     return Result(market, column_index, group_index, col_order, group_start, group_len, cash,

@@ -28,11 +28,22 @@ def signal_at(n_bars, *positions) -> np.ndarray:
     return signal
 
 
-def random_market(seed, n_bars=300, vol=0.01) -> backtest.Market:
+def random_ohlc(seed, n_bars=300, vol=0.01, gaps=True) -> np.ndarray:
+    """(n_bars, 4) open/high/low/close of a seeded geometric random walk.
+
+    With ``gaps`` each open differs from the previous close by noise of a fifth of ``vol``;
+    without, every open is the previous close (no bar can open beyond a level the previous
+    bar's range did not reach).
+    """
     rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, vol, n_bars)))
-    open_ = np.r_[close[0], close[:-1]] * (1 + rng.normal(0.0, vol / 5, n_bars))
+    open_ = np.r_[close[0], close[:-1]]
+    if gaps:
+        open_ = open_ * (1 + rng.normal(0.0, vol / 5, n_bars))
     spread = np.abs(rng.normal(0.0, vol / 2, n_bars)) * close
-    rows = np.column_stack([open_, np.maximum(open_, close) + spread,
+    return np.column_stack([open_, np.maximum(open_, close) + spread,
                             np.minimum(open_, close) - spread, close])
-    return bars(rows)
+
+
+def random_market(seed, n_bars=300, vol=0.01, gaps=True) -> backtest.Market:
+    return bars(random_ohlc(seed, n_bars, vol, gaps))

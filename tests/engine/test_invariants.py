@@ -41,14 +41,20 @@ def scenarios(draw):
 @given(scenarios())
 @SETTINGS
 def test_accounting_identity(scenario):
-    """Final equity = initial cash + Σ trade pnl (net of fees and funding; trades still open at
-    the end marked at the last close; a liquidation's insurance shortfall is not the trader's)."""
+    """Final equity = initial cash + Σ trade pnl, exactly: pnl is net of fees and funding, trades
+    still open at the end are marked at the last close, and what the insurance fund bore beyond
+    the collateral (``insurance_shortfall``) is not the trader's loss."""
     market, signals, kwargs = scenario
     result = backtest.simulate(market, **signals, **kwargs)
     for col in range(3):
         trades = result.trades[result.trades["col"] == col]
         expected = 10_000.0 + trades["pnl"].sum()
-        np.testing.assert_allclose(result.equity[col].iloc[-1], max(expected, 0.0), rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(result.equity[col].iloc[-1], expected, rtol=1e-9, atol=1e-6)
+        sign = np.where(trades["side"] == "long", 1.0, -1.0)
+        price_pnl = sign * trades["qty"] * (trades["exit_price"] - trades["entry_price"])
+        np.testing.assert_allclose(
+            trades["pnl"].to_numpy(), (price_pnl + trades["insurance_shortfall"] - trades["fees"]
+                                       - trades["funding"]).to_numpy(), rtol=1e-9, atol=1e-6)
 
 
 @given(scenarios())
