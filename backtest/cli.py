@@ -1,8 +1,14 @@
 """The ``backtest`` command.
 
 Exit codes: 0 success; 1 when a ``--fail-on`` gate trips (so CI can hold a strategy to its
-limits); 2 on bad input (data, strategy spec, parameters), reported as one line with no
-traceback unless ``--debug``.
+limits) or ``check-lookahead`` finds look-ahead; 2 on bad input (data, strategy, parameters,
+output paths), reported as one line with no traceback unless ``--debug``; 130 if interrupted.
+
+Nothing the user has is lost: outputs never replace an input, nor an existing file without
+``--force``; their names are claimed before the run and written atomically (see
+:mod:`backtest.outputs`). Everything that can be checked before the run is: the strategy
+imports and has ``signals``, parameters and gates parse, metrics exist and are numeric, output
+paths are writable, the grid fits in memory.
 
 Examples::
 
@@ -10,6 +16,7 @@ Examples::
     backtest run strategies.trend:TrendFollowing --data data/ETHUSDT-1h.parquet
     backtest run my_strategy.py:MyStrategy --param fast=12 --grid slow=96,192
     backtest run --fail-on "max_drawdown>0.35" --fail-on "liquidations>0" --json stats.json
+    backtest check-lookahead my_strategy.py:MyStrategy  # exit 1 if a hook peeks ahead
     backtest data info data/BTCUSDT-1h.parquet
     backtest data validate my_candles.csv
 """
@@ -17,22 +24,34 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import json
 import operator
+import os
 import re
 import sys
 import warnings
 from pathlib import Path
 
-EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT = 0, 1, 2
+import numpy as np
+import pandas as pd
+
+from backtest.outputs import write_atomic
+
+EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 REPORTS_DIR = Path("reports")  # relative to where the command runs (the repository root)
-GATE = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|==|!=|>|<)\s*(-?[0-9.eE+-]+|inf)\s*$")
+GATE = re.compile(r"^\s*([A-Za-z_]+)\s*(>=|<=|==|!=|>|<)\s*(\S+)\s*$")
 OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
              "==": operator.eq, "!=": operator.ne}
 SUMMARY_KEYS = ("total_return", "cagr", "sharpe", "max_drawdown", "trades", "liquidations",
                 "funding_paid", "fees_paid", "max_effective_leverage")
+NON_NUMERIC_METRICS = {"start": "a date", "end": "a date", "max_drawdown_duration": "a duration"}
+# ×10 and above +100,000% a year: no strategy earns this without seeing the future
+ABSURD_RETURN, ABSURD_CAGR = 10.0, 1e3
+BYTES_PER_COLUMN_BAR = 120  # measured peak of Strategy.run + stats() per grid column and bar
+MEMORY_HEADROOM = 0.8
 
 
 class UsageError(Exception):
@@ -45,28 +64,44 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("Examples::", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True)
+    # sub-commands take --debug too; SUPPRESS keeps a top-level --debug from being reset
+    debug = dict(action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    def market_options(command):
+        command.add_argument("strategy", nargs="?", default=None,
+                             help="module:Class or path/to/file.py:Class (default: the flagship example)")
+        command.add_argument("--data", default=None,
+                             help="market data file (default: sample BTCUSDT 1h)")
+        command.add_argument("--funding", default=None, help="funding-rate history file")
+        command.add_argument("--mark", default=None, help="mark-price candles file")
+        command.add_argument("--param", action="append", default=[], metavar="K=V",
+                             help="set a parameter or setting (repeatable)")
+        command.add_argument("--grid", action="append", default=[], metavar="K=V1,V2",
+                             help="grid axis: every combination runs as one column (repeatable)")
+        command.add_argument("--debug", **debug)
 
     run = commands.add_parser("run", help="run a strategy and write an HTML report",
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("Examples::", 1)[1])
-    run.add_argument("strategy", nargs="?", default=None,
-                     help="module:Class or path/to/file.py:Class (default: the flagship example)")
-    run.add_argument("--data", default=None, help="market data file (default: sample BTCUSDT 1h)")
-    run.add_argument("--param", action="append", default=[], metavar="K=V",
-                     help="set a parameter or setting (repeatable)")
-    run.add_argument("--grid", action="append", default=[], metavar="K=V1,V2",
-                     help="grid axis: every combination runs as one column (repeatable)")
+    market_options(run)
     run.add_argument("--report", default=None, help="report path (default: reports/<strategy>-<symbol>.html)")
     run.add_argument("--json", default=None, help="also write stats as JSON here")
     run.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
                      help='exit 1 when a metric crosses a limit, e.g. "max_drawdown>0.35"')
-    run.add_argument("--force", action="store_true", help="overwrite an existing report")
-    run.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    run.add_argument("--undefined", choices=("fail", "pass"), default="fail",
+                     help="a gate on an undefined metric (e.g. Sharpe without trades): fail "
+                          "(default) or pass")
+    run.add_argument("--force", action="store_true", help="replace existing output files")
+
+    check = commands.add_parser("check-lookahead",
+                                help="look for look-ahead in a strategy's hooks (exit 1 if found)")
+    market_options(check)
+    check.add_argument("--cuts", type=int, default=5, help="cut points to test (default 5)")
 
     data = commands.add_parser("data", help="inspect or validate a market-data file")
     data.add_argument("action", choices=["info", "validate"])
     data.add_argument("path")
-    data.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    data.add_argument("--debug", **debug)
     return parser
 
 
@@ -74,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def parse_value(text: str):
-    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True, anything else stays a string."""
+    """``"3"`` → 3, ``"0.5"`` → 0.5, ``"true"`` → True, ``"none"`` → None, else the string."""
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -92,19 +127,76 @@ def _pairs(items, what: str, many: bool) -> dict:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
+        key = key.strip()
+        if not sep or not key or not value.strip():
             raise UsageError(f"--{what} {item!r}: expected key=value{'1,value2' if many else ''}")
+        if key in out:
+            raise UsageError(f"--{what} names {key!r} twice; give each parameter once")
         values = [parse_value(v) for v in value.split(",")] if many else parse_value(value)
-        out[key.strip()] = values
+        if many and any(isinstance(v, str) and not v.strip() for v in values):
+            raise UsageError(f"--{what} {item!r}: an empty value in the list")
+        out[key] = values
     return out
 
 
 def parse_gate(text: str):
+    """``"max_drawdown>0.35"`` → ("max_drawdown", ">", 0.35); known, numeric metrics only."""
+    from backtest.result import STAT_KEYS
+
     match = GATE.match(text)
     if not match:
         raise UsageError(f"--fail-on {text!r}: expected METRIC OP NUMBER, e.g. 'max_drawdown>0.35'")
     key, op, number = match.groups()
-    return key, op, float(number)
+    try:
+        limit = float(number)
+    except ValueError:
+        raise UsageError(f"--fail-on {text!r}: {number!r} is not a number") from None
+    if np.isnan(limit):
+        raise UsageError(f"--fail-on {text!r}: the limit is NaN")
+    if key not in STAT_KEYS:
+        hint = difflib.get_close_matches(key, STAT_KEYS, n=1)
+        raise UsageError(f"--fail-on: unknown metric {key!r}"
+                         + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(STAT_KEYS)}"))
+    if key in NON_NUMERIC_METRICS:
+        raise UsageError(f"--fail-on {text!r}: {key} is {NON_NUMERIC_METRICS[key]}, not a number")
+    return key, op, limit
+
+
+def _import_file(path: Path):
+    module_spec = importlib.util.spec_from_file_location(path.stem, path)
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"strategy file {path} cannot be loaded as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[path.stem] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(path.stem, None)
+        raise
+    return module
+
+
+def _import_strategy_module(target: str):
+    """The module holding a strategy; whatever goes wrong on import becomes one UsageError."""
+    where = f"strategy file {target}" if target.endswith(".py") else f"strategy module {target!r}"
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise UsageError(f"strategy file {path} not found")
+            return _import_file(path)
+        return importlib.import_module(target)
+    except UsageError:
+        raise
+    except SyntaxError as exc:
+        raise UsageError(f"{where}: syntax error at line {exc.lineno}: {exc.msg}") from exc
+    except ImportError as exc:
+        missing = f" (is {exc.name!r} installed?)" if exc.name and exc.name != target else ""
+        raise UsageError(f"{where} cannot be imported: {exc}{missing}") from exc
+    except SystemExit as exc:
+        raise UsageError(f"{where} called sys.exit({exc.code!r}) while being imported") from exc
+    except Exception as exc:
+        raise UsageError(f"{where} raised {type(exc).__name__} while being imported: {exc}") from exc
 
 
 def load_strategy_class(spec: str | None):
@@ -118,60 +210,195 @@ def load_strategy_class(spec: str | None):
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:
         raise UsageError(f"strategy {spec!r}: expected module:Class or path/to/file.py:Class")
-    if target.endswith(".py"):
-        path = Path(target)
-        if not path.is_file():
-            raise UsageError(f"strategy file {path} not found")
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
-        module_spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise UsageError(f"strategy module {target!r} cannot be imported: {exc}") from exc
+    module = _import_strategy_module(target)
     cls = getattr(module, name, None)
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise UsageError(f"{spec}: {name!r} is not a Strategy subclass in {target}")
+    if cls is Strategy or cls.signals is Strategy.signals:
+        raise UsageError(f"{spec}: {name} does not define signals(market), so it cannot run")
     return cls
 
 
-def report_path(requested: str | None, strategy: str, symbol: str | None, force: bool) -> Path:
-    """The report path; never a different existing file unless ``force`` (then a new name)."""
-    if requested:
-        path = Path(requested)
-        if path.exists() and not force:
-            raise UsageError(f"{path} exists; pass --force to overwrite it or choose another --report")
-        return path
-    base = REPORTS_DIR / f"{strategy}-{symbol or 'market'}.html"
-    if force or not base.exists():
-        return base
-    for number in range(1, 10_000):
-        candidate = base.with_name(f"{base.stem}-{number}{base.suffix}")
-        if not candidate.exists():
-            print(f"note: {base} exists; writing {candidate.name} instead (--force overwrites)",
-                  file=sys.stderr)
-            return candidate
-    raise UsageError(f"too many reports named {base.stem}-N in {base.parent}")
+def _make_strategy(cls, params: dict):
+    try:
+        strategy = cls(**params)
+    except ValueError as exc:
+        raise UsageError(f"--param: {exc}") from exc
+    except Exception as exc:
+        raise UsageError(f"{cls.__name__}(...) cannot be created: {type(exc).__name__}: {exc}") from exc
+    try:
+        strategy.with_params().validate()  # types and bounds, before any data is read
+    except ValueError as exc:
+        raise UsageError(f"--param: {exc}" if params else str(exc)) from exc
+    return strategy
 
 
-# ----- commands ------------------------------------------------------------------------------------
+# ----- inputs and outputs -----------------------------------------------------------------------
 
 
-def _load(path):
+def _data_path(args):
     import backtest
 
+    if args.data is None:
+        return backtest.sample_path("BTCUSDT")
+    if not args.data.strip():
+        raise UsageError("--data is empty (an unset variable?); give a data file")
+    return Path(args.data)
+
+
+def _inputs(args) -> list[tuple[str, str | None]]:
+    strategy = args.strategy.rpartition(":")[0] if args.strategy else None
+    return [("--data", args.data), ("--funding", args.funding), ("--mark", args.mark),
+            ("strategy", strategy if strategy and strategy.endswith(".py") else None)]
+
+
+def _load(path, funding=None, mark=None):
+    import backtest
+
+    for flag, value in (("--funding", funding), ("--mark", mark)):
+        if value is not None and not str(value).strip():
+            raise UsageError(f"{flag} is empty; give a file or leave the flag out")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", backtest.DataWarning)
-        market = backtest.load(path)
+        market = backtest.load(path, funding=funding, mark=mark)
     for warning in caught:
         if issubclass(warning.category, backtest.DataWarning):
             print(f"warning: {warning.message}", file=sys.stderr)
     return market
 
 
+def _check_outputs(args) -> None:
+    """Refuse unusable explicit output paths before anything is read or run."""
+    from backtest.outputs import check_output
+
+    inputs = _inputs(args)
+    if args.json is not None:
+        check_output(args.json, what="--json", inputs=inputs, others=[("--report", args.report)])
+    if args.report is not None:
+        check_output(args.report, what="--report", inputs=inputs)
+
+
+def _claim_outputs(args, cls, symbol: str | None):
+    """Check and claim the report and JSON paths before the run (see backtest.outputs)."""
+    from backtest.outputs import check_output, claim_output
+
+    inputs = _inputs(args)
+    claims = []
+    try:
+        json_path = None
+        if args.json is not None:
+            json_path = check_output(args.json, what="--json", inputs=inputs,
+                                     others=[("--report", args.report)])
+        if args.report is not None:
+            report = check_output(args.report, what="--report", inputs=inputs)
+            claims.append(claim_output(report, what="--report", force=args.force))
+        else:
+            REPORTS_DIR.mkdir(exist_ok=True)
+            default = check_output(REPORTS_DIR / f"{cls.__name__}-{symbol or 'market'}.html",
+                                   what="report", inputs=inputs, others=[("--json", json_path)])
+            claims.append(claim_output(default, what="report", force=args.force, numbered=True))
+            if claims[0].path != default:
+                print(f"note: {default} exists; writing {claims[0].path.name} instead "
+                      "(--force replaces it)", file=sys.stderr)
+        if json_path is not None:
+            claims.append(claim_output(json_path, what="--json", force=args.force))
+    except BaseException:
+        for claim in claims:
+            claim.release()
+        raise
+    return claims
+
+
+def _available_memory() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(n_columns: int, n_bars: int, available: int | None = None) -> None:
+    """Refuse at once a grid that cannot fit in memory, with the estimate."""
+    need = BYTES_PER_COLUMN_BAR * n_columns * n_bars
+    available = _available_memory() if available is None else available
+    if available is not None and need > MEMORY_HEADROOM * available:
+        raise UsageError(
+            f"this run needs about {need / 2**30:.1f} GiB ({n_columns:,} column(s) × {n_bars:,} "
+            f"bars) and {available / 2**30:.1f} GiB are available: use fewer --grid values or "
+            "a shorter --data range")
+
+
+# ----- results ---------------------------------------------------------------------------------
+
+
+def _json_value(value):
+    if isinstance(value, float | np.floating):
+        if np.isnan(value):
+            return None
+        if np.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if isinstance(value, pd.Timedelta):
+        return value.isoformat()
+    return value
+
+
+def stats_json(stats) -> str:
+    """Stats as JSON: one object per metric (per column for a grid); NaN is null and each
+    undefined metric's reason is under ``"undefined"``; infinities are "inf"/"-inf"."""
+    from backtest.result import undefined_metrics
+
+    if isinstance(stats, pd.Series):
+        payload = {str(k): _json_value(v) for k, v in stats.items()}
+        payload["undefined"] = undefined_metrics(stats)
+    else:
+        labels = [", ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in stats.index]
+        payload = {str(metric): {label: _json_value(v) for label, v in zip(labels, stats[metric],
+                                                                             strict=True)}
+                   for metric in stats.columns}
+        payload["undefined"] = {label: undefined_metrics(row)
+                                for label, (_, row) in zip(labels, stats.iterrows(), strict=True)}
+    return json.dumps(payload, indent=1, allow_nan=False)
+
+
+def check_gates(stats, gates, undefined: str = "fail") -> list[str]:
+    """The gates that tripped, as readable lines. A gate on an undefined (NaN) metric trips
+    unless ``undefined="pass"``: an absent Sharpe must not pass ``sharpe<0.5``."""
+    from backtest.result import UNDEFINED_REASONS
+
+    rows = stats.iterrows() if isinstance(stats, pd.DataFrame) else [(None, stats)]
+    tripped = []
+    for label, row in rows:
+        where = "" if label is None else f"[{label}] "
+        for key, op, limit in gates:
+            value = float(row[key])
+            if np.isnan(value):
+                if undefined == "fail":
+                    reason = UNDEFINED_REASONS.get(key, "not defined for this run")
+                    tripped.append(f"{where}{key} is undefined ({reason}); --undefined pass lets it pass")
+            elif OPERATORS[op](value, limit):
+                tripped.append(f"{where}{key}={value:.6g} {op} {limit:g}")
+    return tripped
+
+
+def _summary(stats) -> str:
+    from backtest.report import format_metric
+
+    return "  ".join(f"{k}={format_metric(k, stats[k])}" for k in SUMMARY_KEYS if k in stats.index)
+
+
 def _data_command(action: str, path: str) -> int:
+    if not path.strip():
+        raise UsageError("the data path is empty; give a file")
     market = _load(path)
     if action == "validate":
         print(f"{path}: OK, {len(market)} bars")
@@ -181,45 +408,59 @@ def _data_command(action: str, path: str) -> int:
     return EXIT_OK
 
 
-def _summary(stats) -> str:
-    from backtest.report import format_metric
-
-    return "  ".join(f"{k}={format_metric(k, stats[k])}" for k in SUMMARY_KEYS if k in stats.index)
-
-
-def _run_command(args) -> int:
-    import backtest
-
+def _prepare(args):
+    """Everything checked before the data is read: strategy, parameters, grid."""
     cls = load_strategy_class(args.strategy)
     params = _pairs(args.param, "param", many=False)
     grid = _pairs(args.grid, "grid", many=True)
+    both = set(params) & set(grid)
+    if both:
+        raise UsageError(f"{sorted(both)[0]!r} is given by --param and --grid; give it once")
+    strategy = _make_strategy(cls, params)
+    return cls, strategy, grid
+
+
+def _check_lookahead_command(args) -> int:
+    cls, strategy, grid = _prepare(args)
+    market = _load(_data_path(args), args.funding, args.mark)
+    findings = strategy.check_lookahead(market, cuts=args.cuts, **grid)
+    if findings:
+        for line in findings:
+            print(f"look-ahead: {line}")
+        return EXIT_GATE
+    print(f"{cls.__name__}: no look-ahead found (hooks compared on {args.cuts} cut points)")
+    return EXIT_OK
+
+
+def _run_command(args) -> int:
+    cls, strategy, grid = _prepare(args)
     gates = [parse_gate(text) for text in args.fail_on]
-    market = _load(args.data or backtest.sample_path("BTCUSDT"))
-    strategy = cls(**params)
-    combos = 1
-    for values in grid.values():
-        combos *= len(values)
-    result = strategy.run(market, progress=True, **grid)
-    stats = result.stats()
-    for key, _, _ in gates:
-        columns = stats.columns if hasattr(stats, "columns") else stats.index
-        if key not in columns:
-            raise UsageError(f"--fail-on: unknown metric {key!r}; known: {', '.join(map(str, columns))}")
-    path = report_path(args.report, cls.__name__, market.symbol, args.force)
-    result.report(path)
+    _check_outputs(args)
+    data = _data_path(args)
+    market = _load(data, args.funding, args.mark)
+    combos = int(np.prod([len(values) for values in grid.values()])) if grid else 1
+    check_memory(combos, len(market))
+    claims = _claim_outputs(args, cls, market.symbol)
+    try:
+        result = strategy.run(market, progress=True, **grid)
+        stats = result.stats()
+        report = result.report(claims[0].path)
+        if args.json is not None:
+            write_atomic(claims[1].path, stats_json(stats))
+    except BaseException:
+        for claim in claims:
+            claim.release()
+        raise
     print(f"{cls.__name__} on {market.symbol}: {len(market)} bars, {combos} column(s)")
-    rows = stats.iterrows() if hasattr(stats, "columns") else [(None, stats)]
+    rows = stats.iterrows() if isinstance(stats, pd.DataFrame) else [(None, stats)]
     for label, row in rows:
         print(("" if label is None else f"[{label}] ") + _summary(row))
-    print(f"report: {path}")
-    if args.json:
-        Path(args.json).write_text(stats.to_json(date_format="iso", default_handler=str, indent=1))
-    tripped = []
-    for key, op, limit in gates:
-        values = stats[key] if hasattr(stats, "columns") else [stats[key]]
-        for value in values:
-            if OPERATORS[op](float(value), limit):
-                tripped.append(f"{key}={float(value):.6g} {op} {limit:g}")
+        if float(row["total_return"]) > ABSURD_RETURN and float(row["cagr"]) > ABSURD_CAGR:
+            print(f"warning: a total return of {float(row['total_return']):.3g}× the initial cash "
+                  "is not believable: look-ahead likely — run `backtest check-lookahead` on this "
+                  "strategy", file=sys.stderr)
+    print(f"report: {report}")
+    tripped = check_gates(stats, gates, args.undefined)
     if tripped:
         print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
         return EXIT_GATE
@@ -228,16 +469,33 @@ def _run_command(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
     try:
         if args.command == "data":
             return _data_command(args.action, args.path)
+        if args.command == "check-lookahead":
+            return _check_lookahead_command(args)
         return _run_command(args)
-    except (UsageError, ValueError, FileNotFoundError, json.JSONDecodeError) as exc:
-        if args.debug:
+    except KeyboardInterrupt:
+        print("interrupted: no output was left half-written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if debug:
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _one_line(exc: BaseException) -> str:
+    """A one-line message: the exception's own for input errors, its type too otherwise."""
+    from backtest.strategy import HookError
+
+    text = " ".join(str(exc).split()) if str(exc) else ""
+    if isinstance(exc, UsageError | ValueError | FileNotFoundError | OSError | HookError):
+        return text or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory: use fewer --grid values or a shorter --data range"
+    return f"{type(exc).__name__}: {text} (--debug shows the traceback)"
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ def _prices(high, low, close=None, volume=None, *, need_close=True):
         close = market.close if close is None else close
         if volume is None:
             volume = getattr(market, "volume", None)
+            if volume is not None and volume.isna().any():  # a market without (full) volume
+                volume = None
     if low is None:
         raise ValueError("low is required (or pass a Market-like object as high)")
     if need_close and close is None:

@@ -58,6 +58,24 @@ def _utc_index(index, origin: Origin) -> pd.DatetimeIndex:
     return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
 
 
+DEFAULT_MAX_MARK_DIVERGENCE = 0.5  # mark and traded prices of one contract never differ by half
+
+
+def _check_divergence(mark: pd.DataFrame, bars: pd.DataFrame, bound: float, origin: Origin) -> None:
+    """A mark price far from the traded price is a unit or symbol mix-up, not a market."""
+    for column in ("open", "close"):
+        ratio = (mark[column] / bars[column]).to_numpy()
+        bad = np.abs(ratio - 1.0) > bound
+        bad &= ~np.isnan(ratio)
+        if bad.any():
+            position = int(np.argmax(bad))
+            raise origin.error(
+                f"mark {column} {mark[column].iloc[position]:g} is {abs(ratio[position] - 1):.0%} "
+                f"away from the traded {column} {bars[column].iloc[position]:g} at "
+                f"{bars.index[position]} (more than {bound:.0%}): another symbol or unit? Pass "
+                "max_mark_divergence=None to accept it", column=column, position=position)
+
+
 class Market:
     """Aligned bars of one instrument, validated on construction.
 
@@ -73,6 +91,8 @@ class Market:
         "funding" and "depth" to the files they came from.
     validate : check prices, order and funding, and warn about partial coverage (default True).
     max_funding_rate : largest believable |funding rate| per interval.
+    max_mark_divergence : largest believable |mark / traded - 1| at a bar's open or close
+        (default 0.5); ``None`` accepts any.
 
     >>> idx = pd.date_range("2025-01-01", periods=3, freq="1h", tz="UTC")
     >>> m = Market(pd.DataFrame({"open": [1.0, 2, 3], "high": [2.0, 3, 4], "low": [0.5, 1, 2],
@@ -84,7 +104,8 @@ class Market:
     def __init__(self, ohlcv: pd.DataFrame, *, mark=None, funding=None, depth=None, symbol=None,
                  source=None, validate: bool = True,
                  max_funding_rate: float = DEFAULT_MAX_FUNDING_RATE, origin: Origin | None = None,
-                 sources: dict | None = None) -> None:
+                 sources: dict | None = None,
+                 max_mark_divergence: float | None = DEFAULT_MAX_MARK_DIVERGENCE) -> None:
         origin = origin or Origin(file=None if source is None else str(source))
         if not isinstance(ohlcv, pd.DataFrame):
             raise origin.error(f"ohlcv must be a DataFrame, got {type(ohlcv).__name__}")
@@ -133,6 +154,8 @@ class Market:
             if mark is not None:
                 covered = mark.notna().all(axis=1).to_numpy()
                 check_prices(mark[covered], origin_of("mark"))
+                if max_mark_divergence is not None:
+                    _check_divergence(mark, self._ohlcv, max_mark_divergence, origin_of("mark"))
                 coverage_warning("mark price", covered, index, origin_of("mark"),
                                  "liquidation is checked on traded prices there")
             if funding is not None:
@@ -196,6 +219,9 @@ class Market:
         """Positional (``market[:100]``) or time (``market["2025-10":"2025-11"]``) slices."""
         if not isinstance(key, slice):
             raise TypeError("Market supports slices only, e.g. market[:100] or market['2025-10':]")
+        if key.step not in (None, 1):
+            raise ValueError(f"Market slices keep every bar in time order (step {key.step} would "
+                             "reverse or skip bars); use market.resample('4h') for coarser bars")
         if all(k is None or isinstance(k, int | np.integer) for k in (key.start, key.stop)):
             positions = np.arange(len(self))[key]
         else:

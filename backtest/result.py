@@ -33,6 +33,34 @@ STAT_KEYS = (
 )
 
 
+# Why a metric can be undefined (NaN) in a run; gates on undefined metrics trip by default.
+UNDEFINED_REASONS = {
+    "sharpe": "the equity never moved (no return variance)",
+    "sortino": "no bar lost money (no downside deviation)",
+    "calmar": "there was no drawdown",
+    "volatility": "too few bars",
+    "cagr": "the account was wiped out or the period is empty",
+    "win_rate": "no closed trades",
+    "profit_factor": "no closed trades",
+    "expectancy": "no closed trades",
+    "max_effective_leverage": "per-bar values were not kept (per_bar=False)",
+    "worst_margin_ratio": "per-bar values were not kept (per_bar=False)",
+}
+
+
+def undefined_metrics(stats: pd.Series) -> dict[str, str]:
+    """The metrics of one account's ``stats()`` that are undefined (NaN), with the reason.
+
+    >>> undefined_metrics(pd.Series({"sharpe": float("nan"), "trades": 0, "win_rate": 0.5}))
+    {'sharpe': 'the equity never moved (no return variance)'}
+    """
+    out = {}
+    for key, value in stats.items():
+        if isinstance(value, float | np.floating) and np.isnan(value):
+            out[str(key)] = UNDEFINED_REASONS.get(str(key), "not defined for this run")
+    return out
+
+
 class Result:
     """Outcome of :func:`backtest.simulate` (or ``Strategy.run``).
 
@@ -236,9 +264,22 @@ class Result:
             "rejected_orders": self._per_account(
                 self._orders, (self._orders["status"] == 1).astype(float), "sum").astype(int),
         }, index=self.accounts)[list(STAT_KEYS)]
+        self._undefine_ratios(table, returns)
         if column is not None:
             return table.loc[column]
         return table.iloc[0] if len(self.accounts) == 1 else table
+
+    @staticmethod
+    def _undefine_ratios(table: pd.DataFrame, returns: pd.DataFrame) -> None:
+        """Ratios with a zero denominator are undefined (NaN), never ±∞: Sharpe without return
+        variance, Sortino without a losing bar, Calmar without a drawdown."""
+        flat = (returns.std().fillna(0.0) == 0.0).to_numpy()
+        no_loss = ~(returns < 0).any().to_numpy()
+        table.loc[flat, "sharpe"] = np.nan
+        table.loc[flat | no_loss, "sortino"] = np.nan
+        table.loc[(table["max_drawdown"] == 0).to_numpy(), "calmar"] = np.nan
+        for key in ("sharpe", "sortino", "calmar"):
+            table.loc[np.isinf(table[key].astype(float)).to_numpy(), key] = np.nan
 
     def _max_or_nan(self, values: np.ndarray) -> pd.Series:
         if values.shape[0] == 0:

@@ -41,11 +41,14 @@ from __future__ import annotations
 import difflib
 import itertools
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+
+from backtest.engine.coerce import by_index, signal
 
 SIGNAL_KEYS = ("entries", "exits", "short_entries", "short_exits")
 STOP_KEYS = ("sl_stop", "tp_stop", "trail_stop", "sl_price", "tp_price")
@@ -121,6 +124,7 @@ def _check_type(owner: str, name: str, expected: type, value: Any) -> Any:
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_ARTICLE = {int: "an int", float: "a number", bool: "a bool", str: "a str"}
 
 
 class Strategy:
@@ -222,12 +226,22 @@ class Strategy:
             constraint, expected = self._declaration(name)
             if name in self._settings_constraints:
                 constraint = self._settings_constraints[name]
+            if value is None and expected is not None and self._default(name) is not None:
+                raise ValueError(f"{owner}: parameter {name!r} must be {_ARTICLE[expected]}, "
+                                 "got None")
             if expected is not None and value is not None:
                 value = _check_type(owner, name, expected, value)
                 setattr(self, name, value)
             if constraint is not None:
                 constraint.check(owner, name, value)
         self.check_params()
+
+    @classmethod
+    def _default(cls, name: str) -> Any:
+        defaults = cls.params()
+        if name in defaults:
+            return defaults[name]
+        return getattr(Strategy, name, None)
 
     def check_params(self) -> None:
         """Override for checks across parameters (e.g. ``fast < slow``); raise ValueError."""
@@ -250,6 +264,35 @@ class Strategy:
         merged = {**self.get_params(), **self.get_settings(), **params}
         return type(self)(**merged)
 
+    def expand(self, **grid: Any):
+        """(base strategy, grid axes, one validated strategy per combination, column labels)."""
+        axes = {k: list(v) for k, v in grid.items() if isinstance(v, list | tuple | np.ndarray | range)}
+        fixed = {k: v for k, v in grid.items() if k not in axes}
+        for name, values in axes.items():
+            if name in CALL_SETTINGS:
+                raise ValueError(f"{type(self).__name__}: setting {name!r} holds for the whole "
+                                 "run and cannot vary in a grid; run once per value instead")
+            if not values:
+                raise ValueError(f"{type(self).__name__}: grid for {name!r} is empty")
+        base = self.with_params(**fixed)
+        combos = list(itertools.product(*axes.values())) or [()]
+        variants = [base.with_params(**dict(zip(axes, combo, strict=True))) for combo in combos]
+        for variant in variants:
+            variant.validate()
+        return base, axes, variants, _grid_columns(axes, combos)
+
+    def check_lookahead(self, market, *, cuts: int = 5, **grid: Any) -> list[str]:
+        """Look-ahead in the hooks: their values at bars before a cut must not change when the
+        bars after it are removed. Returns what changed (empty when nothing did); see
+        :mod:`backtest.lookahead`.
+
+        >>> MyStrategy().check_lookahead(market)          # doctest: +SKIP
+        []
+        """
+        from backtest.lookahead import find_lookahead
+
+        return find_lookahead(self, market, cuts=cuts, **grid)
+
     def run(self, market, *, progress: bool = False, **grid: Any):
         """Run the strategy on ``market``; any parameter given a list becomes a grid axis.
 
@@ -264,21 +307,7 @@ class Strategy:
         """
         from backtest.engine.simulate import simulate
 
-        axes = {k: list(v) for k, v in grid.items() if isinstance(v, list | tuple | np.ndarray | range)}
-        fixed = {k: v for k, v in grid.items() if k not in axes}
-        for name, values in axes.items():
-            if name in CALL_SETTINGS:
-                raise ValueError(f"{type(self).__name__}: setting {name!r} holds for the whole "
-                                 "run and cannot vary in a grid; run once per value instead")
-            if not values:
-                raise ValueError(f"{type(self).__name__}: grid for {name!r} is empty")
-        base = self.with_params(**fixed)
-        combos = list(itertools.product(*axes.values())) or [()]
-        variants = [base.with_params(**dict(zip(axes, combo, strict=True))) for combo in combos]
-        for variant in variants:
-            variant.validate()
-
-        columns = _grid_columns(axes, combos)
+        base, axes, variants, columns = self.expand(**grid)
         kwargs = _stack_hooks(variants, market, columns, progress)
         settings = base.get_settings()
         for name in PER_COLUMN_SETTINGS:
@@ -301,15 +330,47 @@ def _grid_columns(axes: dict[str, list], combos: list[tuple]) -> pd.Index:
     return pd.MultiIndex.from_tuples(combos, names=list(axes))
 
 
-def _as_column(value: Any, n_bars: int, what: str, owner: str) -> Any:
-    """A hook's per-bar value as a 1-D array (or scalar), checked for length."""
-    if value is None or np.isscalar(value):
+def _as_column(value: Any, market, what: str, where: str) -> Any:
+    """A hook's per-bar value as a 1-D array (or scalar): matched to the bars by index, checked
+    for length, and for signals, boolean (the checks ``simulate`` makes, see ``coerce``)."""
+    if value is None or (np.isscalar(value) and what not in SIGNAL_KEYS):
         return value
+    n_bars = len(market)
+    if isinstance(value, pd.DataFrame):
+        raise ValueError(f"{where}: {what} must be one value per bar (a Series), got a DataFrame")
+    value = by_index(value, market.index, f"{where}: {what}")
     array = np.asarray(value.to_numpy() if isinstance(value, pd.Series) else value)
+    if array.ndim == 0 and what in SIGNAL_KEYS:
+        array = np.full(n_bars, array.item(), dtype=array.dtype)
     if array.ndim != 1 or len(array) != n_bars:
-        raise ValueError(f"{owner}: {what} must be a scalar or one value per bar "
+        raise ValueError(f"{where}: {what} must be a scalar or one value per bar "
                          f"({n_bars}), got shape {array.shape}")
+    if what in SIGNAL_KEYS:
+        return signal(array, f"{where}: {what!r}", market.index)
+    if array.dtype.kind not in "iufb":
+        raise ValueError(f"{where}: {what} must be numeric, got {array.dtype} values "
+                         f"such as {array[0]!r}")
     return array
+
+
+class HookError(ValueError):
+    """A strategy hook raised: names the hook; the original exception is its ``__cause__``."""
+
+
+def _call_hook(hook, market, where: str) -> dict:
+    """Call a hook; it must return a mapping (or None). Its own errors are named, not hidden."""
+    try:
+        produced = hook(market)
+    except (ValueError, HookError):
+        raise
+    except Exception as exc:
+        raise HookError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+    if produced is None:
+        return {}
+    if not isinstance(produced, Mapping):
+        raise ValueError(f"{where} returned a {type(produced).__name__}; it must return a dict "
+                         "such as {'entries': ..., 'exits': ...}")
+    return dict(produced)
 
 
 def _progress(items: list, enabled: bool):
@@ -331,17 +392,20 @@ def _stack_hooks(variants: list[Strategy], market, columns: pd.Index, progress: 
     for variant in _progress(variants, progress):
         owner = type(variant).__name__
         out: dict[str, Any] = {}
+        wheres = {}
         for hook, keys in ((variant.signals, SIGNAL_KEYS), (variant.stops, STOP_KEYS),
                            (variant.size, SIZE_KEYS)):
-            produced = dict(hook(market) or {})
+            where = f"{owner}.{hook.__name__}()"
+            produced = _call_hook(hook, market, where)
             unknown = set(produced) - set(keys)
             if unknown:
-                raise ValueError(f"{owner}.{hook.__name__}() returned unknown keys "
-                                 f"{sorted(unknown)}; expected some of {list(keys)}")
+                raise ValueError(f"{where} returned unknown keys "
+                                 f"{sorted(map(str, unknown))}; expected some of {list(keys)}")
             out.update(produced)
+            wheres.update(dict.fromkeys(produced, where))
         if not any(out.get(k) is not None for k in ("entries", "short_entries")):
             raise ValueError(f"{owner}.signals() must return 'entries' or 'short_entries'")
-        per_variant.append({k: (v if k == "size_type" else _as_column(v, n_bars, k, owner))
+        per_variant.append({k: (v if k == "size_type" else _as_column(v, market, k, wheres[k]))
                             for k, v in out.items()})
 
     kwargs: dict[str, Any] = {}

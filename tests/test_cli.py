@@ -9,26 +9,7 @@ import sys
 
 import pytest
 
-import backtest
 from backtest.cli import main, parse_value
-
-N_BARS = 24 * 60
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "BTCUSDT-1h.parquet"
-    market = backtest.load(backtest.sample_path("BTCUSDT"))[-N_BARS:]
-    frame = market.ohlcv.reset_index()
-    frame["funding_rate"] = market.funding.to_numpy()
-    frame.to_parquet(path)
-    return path
-
-
-@pytest.fixture()
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def test_run_writes_report_and_json_and_exits_0(small_data, in_tmp, capsys):

@@ -54,6 +54,7 @@ CCXT_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 RATE_ALIASES = ("funding_rate", "fundingrate", "rate", "funding", "last_funding_rate")
 MARK_COLUMNS = tuple(f"mark_{c}" for c in PRICE_COLUMNS)
 DEPTH_COLUMN = "depth_2pct_usd"
+MIN_BARS = 2  # one bar has no spacing: no timeframe, no returns
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -139,6 +140,14 @@ def _read_json(path: Path) -> tuple[pd.DataFrame, Origin]:
     return _from_rows(payload, origin), origin
 
 
+def _time_index_as_column(frame: pd.DataFrame) -> pd.DataFrame:
+    """``df.to_parquet()`` keeps a DatetimeIndex as the index: make it the timestamp column."""
+    if isinstance(frame.index, pd.DatetimeIndex):
+        name = frame.index.name if frame.index.name not in frame.columns else None
+        return frame.reset_index(names=name or "timestamp")
+    return frame
+
+
 def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
     """The raw table of ``source`` (a path, DataFrame or list of candles) and where it came from."""
     if format not in FORMATS:
@@ -148,15 +157,19 @@ def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
         return frame.copy(), Origin()
     if isinstance(source, list):
         return _from_rows(source, Origin("<list>")), Origin("<list>")
+    if not str(source).strip():
+        raise DataError("no data file given (the path is empty)")
     path = Path(source)
+    if path.is_dir():
+        raise DataError("is a directory, not a data file", file=path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffixes = "".join(path.suffixes[-2:]).lower()
     try:
         if suffixes.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path), Origin(str(path))
+            return _time_index_as_column(pd.read_parquet(path)), Origin(str(path))
         if suffixes.endswith((".feather", ".ftr", ".arrow")):
-            return pd.read_feather(path), Origin(str(path))
+            return _time_index_as_column(pd.read_feather(path)), Origin(str(path))
         if suffixes.endswith(".json"):
             return _read_json(path)
         return _read_csv(path, format)
@@ -187,7 +200,19 @@ def _time_column(frame: pd.DataFrame, origin: Origin) -> str:
 
 def indexed(frame: pd.DataFrame, origin: Origin) -> pd.DataFrame:
     """Lower-case column names and a checked UTC index from the timestamp column."""
+    original = list(frame.columns)
     frame = _normalise_names(frame)
+    names = pd.Index(frame.columns)
+    if names.has_duplicates:
+        name = names[names.duplicated()][0]
+        same = [str(o) for o, n in zip(original, names, strict=True) if n == name]
+        raise origin.error(f"columns {' and '.join(map(repr, same))} both mean {name!r}; keep one",
+                           column=name)
+    blank = frame.isna().all(axis=1).to_numpy()
+    if len(frame) and blank[-1]:  # trailing empty rows (",,,," at the end of a CSV)
+        frame = frame.iloc[: len(frame) - int(np.argmin(blank[::-1]) if not blank.all() else len(frame))]
+    if len(frame) == 0:
+        raise origin.error("the file has no data rows")
     column = _time_column(frame, origin)
     index = parse_timestamps(frame[column], origin, column)
     check_index(index, origin, column)
@@ -271,6 +296,8 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
     require_columns(frame, PRICE_COLUMNS, origin)
     extras = [*MARK_COLUMNS, "funding_rate", DEPTH_COLUMN, "volume"]
     frame = _numeric(frame, [*PRICE_COLUMNS, *extras], origin)
+    if len(frame) < MIN_BARS:
+        raise origin.error(f"only {len(frame)} bar: a backtest needs at least {MIN_BARS}")
     check_gaps(frame.index, origin, on_gap)
 
     sources = {name: str(value) for name, value in (("mark", mark), ("funding", funding))

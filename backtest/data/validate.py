@@ -49,10 +49,13 @@ def require_columns(frame: pd.DataFrame, required, origin: Origin) -> None:
 
 def parse_timestamps(values: pd.Series, origin: Origin, column: str) -> pd.DatetimeIndex:
     """Timestamps from ISO strings, datetimes or epoch numbers (s, ms, µs or ns by magnitude)."""
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return pd.DatetimeIndex(values).tz_convert("UTC")
-    if pd.api.types.is_datetime64_dtype(values.dtype):
-        return pd.DatetimeIndex(values).tz_localize("UTC")
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        index = pd.DatetimeIndex(values)
+        missing = index.isna()
+        if missing.any():
+            position = int(np.argmax(missing))
+            raise origin.error("missing timestamp (NaT)", column=column, position=position)
+        return index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
     if pd.api.types.is_numeric_dtype(values.dtype):
         numbers = values.to_numpy(dtype=float)
         bad = ~np.isfinite(numbers)
@@ -60,7 +63,7 @@ def parse_timestamps(values: pd.Series, origin: Origin, column: str) -> pd.Datet
             position = int(np.argmax(bad))
             raise origin.error(f"unparseable timestamp {values.iloc[position]!r}",
                                column=column, position=position)
-        unit = epoch_unit(numbers)
+        unit = _check_epochs(numbers, origin, column)
         return pd.DatetimeIndex(pd.to_datetime(numbers.astype("int64"), unit=unit, utc=True))
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.notna().mean() > 0.5:  # epoch numbers read as text around a bad cell
@@ -86,13 +89,50 @@ def parse_timestamps(values: pd.Series, origin: Origin, column: str) -> pd.Datet
     return pd.DatetimeIndex(parsed)
 
 
+EPOCH_UNITS = (("s", 1e10, 1.0), ("ms", 1e13, 1e3), ("us", 1e16, 1e6), ("ns", np.inf, 1e9))
+PLAUSIBLE_EPOCH_SECONDS = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01 UTC
+
+
 def epoch_unit(numbers: np.ndarray) -> str:
     """The epoch unit of numbers by magnitude: seconds until ~2286, then ms, µs, ns."""
     magnitude = np.nanmax(np.abs(numbers)) if len(numbers) else 0.0
-    for unit, limit in (("s", 1e10), ("ms", 1e13), ("us", 1e16)):
+    for unit, limit, _ in EPOCH_UNITS:
         if magnitude < limit:
             return unit
     return "ns"
+
+
+def _unit_codes(numbers: np.ndarray) -> np.ndarray:
+    limits = np.array([limit for _, limit, _ in EPOCH_UNITS[:-1]])
+    return np.searchsorted(limits, np.abs(numbers), side="right")
+
+
+def _check_epochs(numbers: np.ndarray, origin: Origin, column: str) -> str:
+    """One epoch unit for the whole column, giving dates between 2000 and 2100; the unit."""
+    if len(numbers) == 0:
+        return "s"
+    codes = _unit_codes(numbers)
+    mixed = codes != codes[0]
+    if mixed.any():
+        position = int(np.argmax(mixed))
+        raise origin.error(
+            f"epoch timestamps mix units: {numbers[position]:.0f} reads as "
+            f"{EPOCH_UNITS[codes[position]][0]} where row 1 ({numbers[0]:.0f}) reads as "
+            f"{EPOCH_UNITS[codes[0]][0]}; write one unit for the whole column",
+            column=column, position=position)
+    unit, _, per_second = EPOCH_UNITS[codes[0]]
+    seconds = numbers / per_second
+    low, high = PLAUSIBLE_EPOCH_SECONDS
+    bad = (seconds < low) | (seconds >= high)
+    if bad.any():
+        position = int(np.argmax(bad))
+        when = pd.Timestamp(int(seconds[position]), unit="s", tz="UTC") if \
+            abs(seconds[position]) < 9e9 else "out of range"
+        raise origin.error(
+            f"epoch timestamp {numbers[position]:.0f} read as {unit} gives {when}, outside "
+            "2000-2100: wrong unit? (seconds after 2286 are not told apart from milliseconds)",
+            column=column, position=position)
+    return unit
 
 
 def check_index(index: pd.DatetimeIndex, origin: Origin, column: str = "timestamp") -> None:

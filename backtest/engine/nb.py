@@ -36,6 +36,7 @@ from numba import njit
 from backtest.engine.margin import bracket_nb
 from backtest.engine.records import (
     DEPTH_BAND,
+    MAX_DEPTH_IMPACT,
     MIN_NOTIONAL_USD,
     WIPED_EQUITY_FRACTION,
     Intrabar,
@@ -216,9 +217,10 @@ def _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum):
 
 @njit(cache=True, inline="always")
 def _impact(notional, depth_i):
+    """Average price impact of a market order walking one side of a linear book (see records)."""
     if np.isnan(depth_i) or depth_i <= 0.0:
         return 0.0
-    return DEPTH_BAND * notional / depth_i
+    return min(DEPTH_BAND * notional / depth_i, MAX_DEPTH_IMPACT)
 
 
 @njit(cache=True)
@@ -353,7 +355,8 @@ def _equity(cols, g, state, wallet, price, margin_mode):
 @njit(cache=True)
 def _tier_cap(lev, t_max, t_maxlev):
     """The largest notional whose bracket allows ``lev``: just below the upper bound of the last
-    such bracket (brackets are [min, max), and leverage caps only fall as notional grows)."""
+    such bracket (brackets are [min, max), and leverage caps only fall as notional grows; the
+    table ends at the last bracket's upper bound)."""
     allowed = 0
     for k in range(t_max.shape[0]):
         if t_maxlev[k] >= lev:
@@ -404,19 +407,28 @@ def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, 
     capped = size_type >= SizeType.exposure  # sizes "capped by leverage and tiers"
 
     reason = Reason.signal
+    limit = _tier_cap(lev, t_max, t_maxlev)
     if not notional >= 0.0:
         reason = Reason.size_unavailable
         notional = 0.0
-    elif t_maxlev[bracket_nb(notional, t_max)] < lev:
+    elif notional > limit:
         if capped:
-            notional = _tier_cap(lev, t_max, t_maxlev)
-        else:
+            notional = limit
+        elif t_maxlev[bracket_nb(notional, t_max)] < lev:
             reason = Reason.tier_leverage
+        else:
+            reason = Reason.exceeds_max_notional
     if reason == Reason.signal and notional > affordable * (1.0 + RELATIVE_TOLERANCE):
         if capped:
             notional = affordable
         else:
             reason = Reason.insufficient_margin
+    visible = 0.5 * depth[i] if depth[i] > 0.0 else np.inf  # NaN depth: no limit
+    if reason == Reason.signal and notional > visible:
+        if capped:
+            notional = visible
+        else:
+            reason = Reason.exceeds_depth
     if reason == Reason.signal and notional < MIN_NOTIONAL_USD:
         reason = Reason.insufficient_margin if affordable < MIN_NOTIONAL_USD else Reason.below_min_notional
     fill = ref * (1.0 + side * flex_nb(slippage, i, c))

@@ -53,6 +53,8 @@ class _Reason(NamedTuple):
     below_min_notional: int = 8  # rejected: too small to place
     size_unavailable: int = 9  # rejected: no size ("risk" without a usable stop, "target_vol"
     #                            before the volatility window has filled)
+    exceeds_depth: int = 10  # rejected: more than the book's visible side (half the 2% depth)
+    exceeds_max_notional: int = 11  # rejected: beyond the tier table's last bracket
 
 
 SizeType = _SizeType()
@@ -74,6 +76,7 @@ FUNDING_INTERVAL_HOURS = 8  # Binance USDⓈ-M default funding interval
 # eating notional N moves the price by DEPTH_BAND·N/(depth/2) at the last fill and by half that,
 # DEPTH_BAND·N/depth, on average.
 DEPTH_BAND = 0.02
+MAX_DEPTH_IMPACT = 0.5  # an exit far beyond the visible book: the linear walk, bounded at 50%
 MIN_NOTIONAL_USD = 5.0  # orders smaller than this are rejected (Binance's minimum is 5-100 USDT)
 WIPED_EQUITY_FRACTION = 1e-4  # an account with less than this share of its initial cash is dead
 DEFAULT_LIQUIDATION_FEE = 0.0125  # Binance clearance fee (assumed; varies by symbol, up to 1.5%)

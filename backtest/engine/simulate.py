@@ -9,7 +9,9 @@ grouped):
   ``0.02 × notional / depth`` more. ``depth`` is the USD resting within ±2% of the mid, bids and
   asks together; a market order walks one side, half of it, spread evenly over the 2% band (a
   linear book), so it moves the price ``0.04 × notional / depth`` by its last fill and half that
-  on average. Fees (taker, ``fees`` × notional) are charged on every fill.
+  on average. An entry larger than that visible side is refused (``exceeds_depth``); an exit
+  is never refused, and its impact, extrapolated beyond the book, stops at 50%. Fees (taker,
+  ``fees`` × notional) are charged on every fill.
 - **Margin.** Opening needs ``notional / leverage`` of margin plus the fee out of the available
   equity (equity less the margin of the account's other positions). ``size_type="equity"``
   commits ``size`` of it (fees included); ``"notional"`` is in quote currency; ``"exposure"`` is
@@ -17,11 +19,16 @@ grouped):
   scales notional to ``size`` / realized volatility (log returns over ``vol_window`` bars up to
   the signal bar, annualized on 365 days). An order is rejected and recorded with its reason
   when the account cannot margin it (``insufficient_margin``), its notional falls in a bracket
-  allowing less than the leverage (``tier_leverage``), it is under 5 USDT with margin to spare
-  (``below_min_notional``), or its size cannot be computed (``size_unavailable``: a risk size
-  without a stop on the right side, a volatility target before the window has filled) — except
-  that the last three size types are capped instead: at the largest notional whose bracket still
-  allows the leverage (strictly inside it), then at what the account can margin.
+  allowing less than the leverage (``tier_leverage``) or lies beyond the table's last bracket
+  (``exceeds_max_notional``), it is larger than the visible book (``exceeds_depth``), it is
+  under 5 USDT with margin to spare (``below_min_notional``), or its size cannot be computed
+  (``size_unavailable``: a risk size without a stop on the right side, a volatility target
+  before the window has filled) — except that the last three size types are capped instead: at
+  the largest notional whose bracket still allows the leverage (strictly inside it), then at
+  what the account can margin, then at the visible book.
+- **Inputs are checked, never guessed**: signals must be booleans (NaN from a ``shift()``, None
+  or strings are errors), Series are matched to the bars by index, costs are finite fractions,
+  stops above 0, a constant funding rate within ±5% per 8 h, ``leverage`` one value per column.
 - **Leverage** is checked against the tier table in force — ``tiers`` (a shipped symbol, a JSON
   file or a DataFrame), else the market symbol's shipped table, else a flat ``mmr`` (default
   0.5%) allowing up to 125x like Binance: a ``ValueError`` names the limit.
@@ -63,6 +70,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from backtest.data.validate import DEFAULT_MAX_FUNDING_RATE
+from backtest.engine.coerce import by_index, signal
 from backtest.engine.margin import TIERS_DIR, flat_tiers, load_tiers, resolve_tiers
 from backtest.engine.nb import simulate_nb
 from backtest.engine.records import (
@@ -80,6 +89,7 @@ from backtest.market import require_market
 SIGNAL_ARGS = ("entries", "exits", "short_entries", "short_exits")
 FLOAT_ARGS = ("size", "sl_stop", "tp_stop", "trail_stop", "sl_price", "tp_price", "fees", "slippage")
 PER_COLUMN_ARGS = ("leverage",)
+COST_ARGS = ("fees", "slippage")
 DAYS_PER_YEAR = 365
 DEFAULT_VOL_WINDOW_DAYS = 30
 
@@ -110,9 +120,11 @@ def _flex(name, value, index, n_cols, dtype, fill, per_column=False) -> np.ndarr
     n_bars = len(index)
     if value is None:
         return np.full((1, 1), fill, dtype=dtype)
+    if per_column:
+        _check_per_column(name, value, n_bars, n_cols)
+    else:
+        value = by_index(value, index, name)
     if isinstance(value, pd.Series | pd.DataFrame):
-        if not per_column and not value.index.equals(index):
-            raise ValueError(f"{name} is not aligned with the market: its index differs from the bars")
         value = value.to_numpy()
     array = np.asarray(value)
     if array.ndim == 0:
@@ -124,11 +136,7 @@ def _flex(name, value, index, n_cols, dtype, fill, per_column=False) -> np.ndarr
         raise ValueError(f"{name} has shape {array.shape}, which does not broadcast against "
                          f"{n_bars} bars × {n_cols} columns")
     if dtype is bool:
-        if array.dtype != bool:
-            if array.dtype.kind == "f" and np.isnan(array).any():
-                raise ValueError(f"{name} contains NaN; signals must be True/False")
-            array = array.astype(bool)
-        return np.ascontiguousarray(array.T)
+        return np.ascontiguousarray(signal(array, name, index).T)
     try:
         array = array.astype(np.float64)
     except (TypeError, ValueError) as exc:
@@ -136,9 +144,42 @@ def _flex(name, value, index, n_cols, dtype, fill, per_column=False) -> np.ndarr
     return np.ascontiguousarray(array.T)
 
 
+def _check_per_column(name, value, n_bars, n_cols) -> None:
+    """Per-column arguments (leverage, init_cash) cannot vary per bar: a Series on the bars, or
+    one value per bar, would otherwise become one column per bar."""
+    per_bar = isinstance(value, pd.Series) and isinstance(value.index, pd.DatetimeIndex)
+    if not per_bar and np.ndim(value) == 1 and n_bars > 1 and len(value) == n_bars != n_cols:
+        per_bar = True
+    if per_bar:
+        raise ValueError(f"{name} takes one value per column (or one for all), not one per bar "
+                         f"({n_bars} given): it cannot change during a run")
+
+
+def _check_fractions(flex: dict) -> None:
+    """Costs are fractions in [0, 1) and never NaN; a stop is a fraction above 0 (NaN = none):
+    a stop of 0 would be silently ignored, a loss stop of 100% never fires."""
+    for name in COST_ARGS:
+        values = flex[name]
+        if np.isnan(values).any():
+            raise ValueError(f"{name} contains NaN: a cost must be a number (0 for none)")
+        if np.any(values < 0) or np.any(values >= 1):
+            bad = values[(values < 0) | (values >= 1)][0]
+            raise ValueError(f"{name} must be a fraction in [0, 1), got {bad}")
+    for name, upper in (("sl_stop", 1.0), ("trail_stop", 1.0), ("tp_stop", np.inf)):
+        values = flex[name][~np.isnan(flex[name])]
+        bad = values[(values <= 0) | (values >= upper)]
+        if bad.size:
+            bound = "in (0, 1)" if np.isfinite(upper) else "above 0"
+            raise ValueError(f"{name} must be a fraction {bound} of the entry price (None or NaN "
+                             f"for no stop), got {bad[0]}")
+
+
 def _column_index(args: dict, columns, n_bars) -> pd.Index:
     widths = {name: _width(name, value, n_bars, name in PER_COLUMN_ARGS or name == "init_cash")
               for name, value in args.items()}
+    n_cols = max((w for k, w in widths.items() if k not in PER_COLUMN_ARGS), default=1)
+    for name in PER_COLUMN_ARGS:
+        _check_per_column(name, args.get(name), n_bars, n_cols)
     n_cols = max(widths.values(), default=1)
     if columns is not None:
         columns = columns if isinstance(columns, pd.Index) else pd.Index(columns)
@@ -188,6 +229,10 @@ def _funding_rates(market, funding) -> np.ndarray:
         return market.funding.to_numpy(dtype=float)
     if isinstance(funding, bool) or not isinstance(funding, numbers.Real) or not np.isfinite(funding):
         raise ValueError(f"funding must be True, False or a constant rate per 8 h, got {funding!r}")
+    if abs(funding) > DEFAULT_MAX_FUNDING_RATE:
+        raise ValueError(f"funding={funding!r}: a constant rate per 8 h must be within "
+                         f"±{DEFAULT_MAX_FUNDING_RATE} (rates are fractions: 0.0001 = 0.01%), as "
+                         "for funding files")
     # funding times are the multiples of 8 h (00, 08, 16 UTC); count those in each bar
     interval = pd.Timedelta(hours=FUNDING_INTERVAL_HOURS).value
     opens = market.index.as_unit("ns").asi8
@@ -300,8 +345,9 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     market = require_market(market)
     index = market.index
     n_bars = len(index)
-    if n_bars == 0:
-        raise ValueError("market has no bars")
+    if n_bars < 2:
+        raise ValueError(f"market has {n_bars} bar(s): a simulation needs at least 2 (one bar has "
+                         "no timeframe to annualize on)")
     if entries is None and short_entries is None:
         raise ValueError("give entries or short_entries (boolean signals)")
     args = {"entries": entries, "exits": exits, "short_entries": short_entries,
@@ -312,14 +358,10 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     n_cols = len(column_index)
     flex = {name: _flex(name, args[name], index, n_cols, bool, False) for name in SIGNAL_ARGS}
     for name in FLOAT_ARGS:
-        flex[name] = _flex(name, args[name], index, n_cols, float, np.nan)
+        flex[name] = _flex(name, args[name], index, n_cols, float,
+                           0.0 if name in COST_ARGS else np.nan)
     flex["leverage"] = _flex("leverage", leverage, index, n_cols, float, 1.0, per_column=True)
-    for name in ("fees", "slippage", "sl_stop", "tp_stop", "trail_stop"):
-        values = flex[name][~np.isnan(flex[name])]
-        if np.any(values < 0) or (name in ("fees", "slippage") and np.any(values >= 1)):
-            raise ValueError(f"{name} must be a fraction in [0, 1), got {values.min() if values.size else None}")
-    for name in ("fees", "slippage"):
-        flex[name] = np.nan_to_num(flex[name])
+    _check_fractions(flex)
 
     tiers_table = _tiers(market, tiers, mmr)
     tiers_name = _tiers_name(market, tiers, mmr)

@@ -172,8 +172,8 @@ def render_report(result, *, column=None, metric: str = "sharpe", title: str | N
     grid = None
     if many and column is None:
         grid = _grid_context(result, metric)
-        ranking = result.stats()[metric].astype(float).fillna(-np.inf)
-        column = ranking.idxmax()
+        ranking = result.stats()[metric].astype(float)  # undefined (NaN) columns are not ranked
+        column = ranking.idxmax() if ranking.notna().any() else ranking.index[0]
     context = {"header": _header(result), "grid": grid, "title": title,
                "single": _single_context(result, column if many else None),
                "best_label": column if many else None}
@@ -181,8 +181,11 @@ def render_report(result, *, column=None, metric: str = "sharpe", title: str | N
 
 
 def write_report(result, path, *, column=None, metric: str = "sharpe", title: str | None = None) -> Path:
-    """Write the self-contained HTML report of ``result`` to ``path``; returns the path."""
+    """Write the self-contained HTML report of ``result`` to ``path`` (atomically: a temporary
+    file renamed into place, so an interrupted write leaves no half-written report); returns
+    the path. Missing parent folders are created."""
+    from backtest.outputs import write_atomic
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(result, column=column, metric=metric, title=title), encoding="utf-8")
-    return path
+    return write_atomic(path, render_report(result, column=column, metric=metric, title=title))

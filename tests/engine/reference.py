@@ -42,7 +42,9 @@ TOLERANCE = 1e-9
 DEPTH_BAND = 0.02
 RANK = {"liquidation": 0, "stop_loss": 1, "trailing_stop": 2, "take_profit": 3}
 REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "liquidation", "end",
-           "insufficient_margin", "tier_leverage", "below_min_notional", "size_unavailable")
+           "insufficient_margin", "tier_leverage", "below_min_notional", "size_unavailable",
+           "exceeds_depth", "exceeds_max_notional")
+MAX_IMPACT = 0.5
 CAPPED = ("exposure", "risk", "target_vol")
 
 
@@ -269,7 +271,7 @@ class Account:
         depth = np.nan if self.x.depth is None else self.x.depth[i]
         if math.isnan(depth) or depth <= 0.0:
             return 0.0
-        return DEPTH_BAND * notional / depth
+        return min(DEPTH_BAND * notional / depth, MAX_IMPACT)
 
     def close(self, c, i, ref, reason, market_order):
         p = self.pos[c]
@@ -350,19 +352,28 @@ class Account:
         }[x.size_type]()
         capped = x.size_type in CAPPED
         reason = None
+        allowed = [t for t in x.tiers if t.max_leverage >= leverage]
+        largest = float(np.nextafter(allowed[-1].high, 0.0))  # strictly inside that bracket
         if math.isnan(notional):
             reason, notional = "size_unavailable", 0.0
-        elif bracket(x.tiers, notional).max_leverage < leverage:
+        elif notional > largest:
             if capped:
-                allowed = [t for t in x.tiers if t.max_leverage >= leverage]
-                notional = float(np.nextafter(allowed[-1].high, 0.0))
-            else:
+                notional = largest
+            elif bracket(x.tiers, notional).max_leverage < leverage:
                 reason = "tier_leverage"
+            else:
+                reason = "exceeds_max_notional"
         if reason is None and notional > affordable * (1 + TOLERANCE):
             if capped:
                 notional = affordable
             else:
                 reason = "insufficient_margin"
+        depth = math.nan if x.depth is None else x.depth[i]
+        if reason is None and depth > 0 and notional > depth / 2:  # one side of the book
+            if capped:
+                notional = depth / 2
+            else:
+                reason = "exceeds_depth"
         if reason is None and notional < MIN_NOTIONAL:
             reason = "insufficient_margin" if affordable < MIN_NOTIONAL else "below_min_notional"
         fill = ref * (1 + side * x.slippage[i, c])
