@@ -12,11 +12,12 @@ from the engine's records.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from backtest.engine.records import REASON_NAMES, STATUS_NAMES, Reason
+from backtest.engine.records import REASON_NAMES, STATUS_NAMES, AccountStat, ColumnStat
 
 DAYS_PER_YEAR = "365 days"
 
@@ -61,8 +62,19 @@ def undefined_metrics(stats: pd.Series) -> dict[str, str]:
     return out
 
 
+class Records(NamedTuple):
+    orders: np.ndarray
+    trades: np.ndarray
+    liquidations: np.ndarray
+    funding: np.ndarray
+
+
 class Result:
     """Outcome of :func:`backtest.simulate` (or ``Strategy.run``).
+
+    Statistics come from accumulators the kernel keeps per account (exact, O(accounts) memory);
+    records and per-bar series are kept or recomputed on first access (the kernel is
+    deterministic, so a replay gives the same numbers).
 
     >>> result.equity.iloc[-1]          # doctest: +SKIP
     >>> result.trades.head()            # doctest: +SKIP
@@ -72,63 +84,77 @@ class Result:
     strategy_name: str | None = None
     params: dict | None = None
 
-    def __init__(self, market, columns, groups, col_order, group_start, group_len, init_cash, out,
-                 settings, grouped=False):
-        self.market = market
+    def __init__(self, markets, market, columns, groups, col_instrument, col_order, group_start,
+                 group_len, init_cash, run, kernel, settings, grouped=False):
+        self.markets = markets
+        self.market = market if market is not None else (
+            markets[markets.symbols[0]] if len(markets.symbols) == 1 else None)
+        self.index = markets.index
+        self.freq = markets.freq
         self.columns = columns
         self.grouped = grouped
         self.accounts = groups if grouped else columns
         self.settings = settings
         self.init_cash = pd.Series(np.asarray(init_cash, dtype=float), index=self.accounts)
+        self.col_instrument = np.asarray(col_instrument)
+        self.symbols = list(markets.symbols)
         account_of_column = np.empty(len(columns), dtype=np.int64)
         for g, (start, length) in enumerate(zip(group_start, group_len, strict=True)):
             account_of_column[col_order[start:start + length]] = g
         self._account_of_column = account_of_column
-        (self._equity, self._wallet, self._position, self._margin, self._effective_leverage,
-         self._margin_ratio, self._orders, self._trades, self._liquidations, self._funding) = out
+        self._run = run
+        self._kernel = kernel
 
-    # ----- per bar ----------------------------------------------------------------------------
+    # ----- kept or replayed ---------------------------------------------------------------------
+
+    def _full(self):
+        """Records and per-bar series, replaying the run if they were not kept."""
+        if self._run.per_bar is None or self._run.records is None:
+            if self._kernel is None:
+                raise ValueError("per-bar values and records were not kept (a stats-only sweep): "
+                                 "run again with per_bar=True for these columns")
+            replay = self._kernel.run(keep_records=True, per_bar=True)
+            self._run.per_bar, self._run.records = replay.per_bar, replay.records
+        return self._run
 
     def _wrap(self, values: np.ndarray, labels: pd.Index):
-        if values.shape[0] == 0:
-            raise ValueError("per-bar values were not kept: run simulate(..., per_bar=True)")
         if len(labels) == 1:
-            return pd.Series(values[:, 0], index=self.market.index, name=labels[0])
-        return pd.DataFrame(values, index=self.market.index, columns=labels)
+            return pd.Series(values[0], index=self.index, name=labels[0])
+        return pd.DataFrame(values.T, index=self.index, columns=labels)
 
     @property
     def equity(self):
         """Equity at each bar's close (wallet + unrealized PnL), quote currency."""
-        return self._wrap(self._equity, self.accounts)
+        return self._wrap(self._full().per_bar["equity"], self.accounts)
 
     @property
     def wallet(self):
-        return self._wrap(self._wallet, self.accounts)
+        return self._wrap(self._full().per_bar["wallet"], self.accounts)
 
     @property
     def position(self):
-        """Signed position in coins (long > 0)."""
-        return self._wrap(self._position, self.columns)
+        """Signed position in coins (long > 0), per column."""
+        return self._wrap(self._full().per_bar["position"], self.columns)
 
     @property
     def margin(self):
         """Initial (isolated: current) margin of each column's position."""
-        return self._wrap(self._margin, self.columns)
+        return self._wrap(self._full().per_bar["margin"], self.columns)
 
     @property
     def effective_leverage(self):
-        """|notional| / equity at the close."""
-        return self._wrap(self._effective_leverage, self.accounts)
+        """|net notional| / equity at the close."""
+        return self._wrap(self._full().per_bar["effective_leverage"], self.accounts)
 
     @property
     def margin_ratio(self):
         """Maintenance margin / margin balance (Binance's margin ratio: 1.0 is liquidation)."""
-        return self._wrap(self._margin_ratio, self.accounts)
+        return self._wrap(self._full().per_bar["margin_ratio"], self.accounts)
 
     @property
     def returns(self):
         """Simple returns per bar; the first is relative to the initial cash."""
-        equity = pd.DataFrame(self._equity, index=self.market.index, columns=self.accounts)
+        equity = pd.DataFrame(self._full().per_bar["equity"].T, index=self.index, columns=self.accounts)
         previous = equity.shift(1)
         previous.iloc[0] = self.init_cash.to_numpy()
         returns = (equity / previous - 1.0).where(previous > 0, 0.0)
@@ -136,17 +162,33 @@ class Result:
 
     # ----- records ----------------------------------------------------------------------------
 
+    def records(self) -> Records:
+        """The raw record arrays (numpy structured arrays, dtypes in ``engine/records.py``, in the
+        order the kernel wrote them: account by account, bar by bar), ``col`` being the column's
+        position. The DataFrames below are built from these."""
+        return Records(*self._full().records)
+
+    def per_bar(self, name: str) -> np.ndarray:
+        """A per-bar array as (bars × accounts) or (bars × columns) numpy, without pandas."""
+        return self._full().per_bar[name].T
+
     def _times(self, bars) -> pd.DatetimeIndex:
-        return self.market.index[np.asarray(bars, dtype=np.int64)]
+        return self.index[np.asarray(bars, dtype=np.int64)]
 
     def _labels(self, cols) -> np.ndarray:
         return np.asarray(self.columns)[np.asarray(cols, dtype=np.int64)]
 
+    def _symbol_column(self, cols) -> dict:
+        if len(self.symbols) == 1:
+            return {}
+        return {"symbol": np.asarray(self.symbols)[self.col_instrument[np.asarray(cols, dtype=np.int64)]]}
+
     @cached_property
     def orders(self) -> pd.DataFrame:
-        r = self._orders
+        r = self._full().records[0]
         return pd.DataFrame({
-            "col": self._labels(r["col"]), "time": self._times(r["bar"]),
+            "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
+            "time": self._times(r["bar"]),
             "side": pd.Series(r["side"]).map(SIDE_NAMES).to_numpy(), "qty": r["qty"],
             "price": r["price"], "fee": r["fee"], "status": STATUS_NAMES[r["status"]],
             "reason": REASON_NAMES[r["reason"]],
@@ -161,10 +203,10 @@ class Result:
         margin, or the wallet of a cross account with nothing else open) that the exchange's
         insurance fund bore, not the trader: ``pnl`` = price PnL + shortfall − fees − funding.
         """
-        r = self._trades
+        r = self._full().records[1]
         frame = pd.DataFrame({
-            "col": self._labels(r["col"]), "entry_time": self._times(r["entry_bar"]),
-            "exit_time": self._times(r["exit_bar"]),
+            "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
+            "entry_time": self._times(r["entry_bar"]), "exit_time": self._times(r["exit_bar"]),
             "side": pd.Series(r["side"]).map(SIDE_NAMES).to_numpy(), "qty": r["qty"],
             "entry_price": r["entry_price"], "exit_price": r["exit_price"], "pnl": r["pnl"],
             "return": np.divide(r["pnl"], r["margin"], out=np.full(len(r), np.nan), where=r["margin"] > 0),
@@ -176,9 +218,10 @@ class Result:
     @cached_property
     def liquidations(self) -> pd.DataFrame:
         """Liquidations: price, the trader's loss, the clearance fee, the insurance shortfall."""
-        r = self._liquidations
+        r = self._full().records[2]
         return pd.DataFrame({
-            "col": self._labels(r["col"]), "time": self._times(r["bar"]),
+            "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
+            "time": self._times(r["bar"]),
             "side": pd.Series(r["side"]).map(SIDE_NAMES).to_numpy(), "qty": r["qty"],
             "price": r["price"], "loss": r["loss"], "fee": r["fee"],
             "insurance_shortfall": r["shortfall"],
@@ -187,104 +230,86 @@ class Result:
     @cached_property
     def funding(self) -> pd.DataFrame:
         """Funding payments; ``payment`` > 0 means the account paid."""
-        r = self._funding
+        r = self._full().records[3]
         return pd.DataFrame({
-            "col": self._labels(r["col"]), "time": self._times(r["bar"]), "qty": r["qty"],
+            "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
+            "time": self._times(r["bar"]), "qty": r["qty"],
             "price": r["price"], "rate": r["rate"], "payment": r["payment"],
         })
 
     # ----- statistics -------------------------------------------------------------------------
 
-    def _per_account(self, records: np.ndarray, values: np.ndarray, how: str) -> pd.Series:
-        accounts = self._account_of_column[records["col"]] if len(records) else np.empty(0, np.int64)
-        frame = pd.DataFrame({"account": accounts, "value": values})
-        grouped = frame.groupby("account")["value"].agg(how)
-        return grouped.reindex(range(len(self.accounts)), fill_value=0.0).set_axis(self.accounts)
-
-    def _trade_stats(self) -> pd.DataFrame:
-        r = self._trades[self._trades["exit_reason"] != Reason.end]
-        accounts = self._account_of_column[r["col"]]
-        pnl = pd.Series(r["pnl"]).groupby(accounts)
-        wins = pd.Series(np.where(r["pnl"] > 0, r["pnl"], 0.0)).groupby(accounts).sum()
-        losses = pd.Series(np.where(r["pnl"] < 0, -r["pnl"], 0.0)).groupby(accounts).sum()
-        table = pd.DataFrame({
-            "trades": pnl.count(), "win_rate": pd.Series(r["pnl"] > 0).groupby(accounts).mean(),
-            "profit_factor": wins / losses.replace(0.0, np.nan), "expectancy": pnl.mean(),
-        }).reindex(range(len(self.accounts)))
-        table["trades"] = table["trades"].fillna(0).astype(int)
-        table.loc[(losses.reindex(table.index) == 0) & (table["trades"] > 0), "profit_factor"] = np.inf
-        return table.set_axis(self.accounts)
-
-    def _exposure(self) -> pd.Series:
-        if self._position.shape[0]:
-            held = pd.DataFrame(self._position != 0.0).T.groupby(self._account_of_column).any().T
-            return pd.Series(held.mean(axis=0).to_numpy(), index=self.accounts)
-        r = self._trades
-        bars = (r["exit_bar"] - r["entry_bar"] + 1).astype(float)
-        return self._per_account(r, bars, "sum") / len(self.market)
-
     def stats(self, column=None):
         """Summary metrics: a Series for one account (or ``column``), else one row per account.
 
-        Keys (fractions, not percents): ``STAT_KEYS``. ``max_drawdown`` is positive;
-        ``worst_margin_ratio`` the highest maintenance/margin-balance ratio seen (1 = liquidated).
+        Keys (fractions, not percents): ``STAT_KEYS``. Returns are per bar (the first against the
+        initial cash), annualized on 365 days, with vectorbt's definitions (Sharpe and
+        volatility with ddof 1, Sortino on the root-mean-square of losing bars, CAGR from the
+        compounded returns, drawdowns as vectorbt records them on the equity); ``max_drawdown``
+        is positive; ``worst_margin_ratio`` the highest maintenance/margin-balance ratio seen (1 =
+        liquidated). Ratios with a zero denominator are NaN (see ``undefined_metrics``).
         """
-
-        _register_vectorbt()
-        equity = pd.DataFrame(self._equity, index=self.market.index, columns=self.accounts)
-        returns = self.returns
-        returns = returns.to_frame() if isinstance(returns, pd.Series) else returns
-        accessor = returns.vbt.returns(freq=self.market.freq, year_freq=DAYS_PER_YEAR)
-        drawdowns = equity.vbt(freq=self.market.freq).drawdowns
-        trade_stats = self._trade_stats()
-        liq = self._liquidations
-        table = pd.DataFrame({
-            "start": self.market.index[0], "end": self.market.index[-1],
-            "init_cash": self.init_cash,
-            "final_equity": equity.iloc[-1],
-            "total_return": equity.iloc[-1] / self.init_cash - 1.0,
-            "cagr": accessor.annualized(),
-            "volatility": accessor.annualized_volatility(),
-            "sharpe": accessor.sharpe_ratio(),
-            "sortino": accessor.sortino_ratio(),
-            "calmar": accessor.calmar_ratio(),
-            "max_drawdown": -drawdowns.max_drawdown().fillna(0.0),
-            "max_drawdown_duration": pd.to_timedelta(drawdowns.max_duration()).fillna(pd.Timedelta(0)),
-            "win_rate": trade_stats["win_rate"],
-            "profit_factor": trade_stats["profit_factor"],
-            "expectancy": trade_stats["expectancy"],
-            "trades": trade_stats["trades"],
-            "exposure": self._exposure(),
-            "liquidations": self._per_account(liq, np.ones(len(liq)), "sum").astype(int),
-            "funding_paid": self._per_account(self._funding, self._funding["payment"], "sum"),
-            "fees_paid": self._per_account(self._orders, self._orders["fee"], "sum"),
-            "insurance_shortfall": self._per_account(self._trades, self._trades["shortfall"], "sum"),
-            "max_effective_leverage": self._max_or_nan(self._effective_leverage),
-            "worst_margin_ratio": self._max_or_nan(self._margin_ratio),
-            "rejected_orders": self._per_account(
-                self._orders, (self._orders["status"] == 1).astype(float), "sum").astype(int),
-        }, index=self.accounts)[list(STAT_KEYS)]
-        self._undefine_ratios(table, returns)
+        a = self._run.account_stats
+        S = AccountStat
+        bars = a[:, S.bars]
+        ann = pd.Timedelta(DAYS_PER_YEAR) / self.freq if self.freq > pd.Timedelta(0) else np.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            std = np.where(bars >= 2, np.sqrt(a[:, S.m2] / (bars - 1.0)), np.nan)
+            mean = a[:, S.mean]
+            downside = np.sqrt(a[:, S.downside_sq] / bars) * np.sqrt(ann)
+            cagr = a[:, S.growth] ** (ann / bars) - 1.0
+            max_dd = a[:, S.max_drawdown]
+            trades = a[:, S.trades]
+            table = pd.DataFrame({
+                "start": self.index[0], "end": self.index[-1],
+                "init_cash": self.init_cash.to_numpy(),
+                "final_equity": a[:, S.last_equity],
+                "total_return": a[:, S.last_equity] / self.init_cash.to_numpy() - 1.0,
+                "cagr": cagr,
+                "volatility": std * np.sqrt(ann),
+                "sharpe": np.where(std > 0, mean / std * np.sqrt(ann), np.nan),
+                "sortino": np.where((bars >= 2) & (downside > 0), mean * ann / downside, np.nan),
+                "calmar": np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan),
+                "max_drawdown": -np.nan_to_num(max_dd, nan=0.0),
+                "max_drawdown_duration": pd.to_timedelta(a[:, S.max_drawdown_bars] * self.freq.value, unit="ns"),
+                "win_rate": np.where(trades > 0, a[:, S.wins] / trades, np.nan),
+                "profit_factor": np.where(trades > 0, np.where(a[:, S.gross_loss] > 0,
+                                                               a[:, S.gross_profit] / a[:, S.gross_loss],
+                                                               np.inf), np.nan),
+                "expectancy": np.where(trades > 0, a[:, S.pnl] / trades, np.nan),
+                "trades": trades.astype(int),
+                "exposure": a[:, S.exposed_bars] / len(self.index),
+                "liquidations": a[:, S.liquidations].astype(int),
+                "funding_paid": a[:, S.funding],
+                "fees_paid": a[:, S.fees],
+                "insurance_shortfall": a[:, S.shortfall],
+                "max_effective_leverage": a[:, S.max_leverage],
+                "worst_margin_ratio": a[:, S.worst_margin_ratio],
+                "rejected_orders": a[:, S.rejected].astype(int),
+            }, index=self.accounts)[list(STAT_KEYS)]
         if column is not None:
             return table.loc[column]
         return table.iloc[0] if len(self.accounts) == 1 else table
 
-    @staticmethod
-    def _undefine_ratios(table: pd.DataFrame, returns: pd.DataFrame) -> None:
-        """Ratios with a zero denominator are undefined (NaN), never ±∞: Sharpe without return
-        variance, Sortino without a losing bar, Calmar without a drawdown."""
-        flat = (returns.std().fillna(0.0) == 0.0).to_numpy()
-        no_loss = ~(returns < 0).any().to_numpy()
-        table.loc[flat, "sharpe"] = np.nan
-        table.loc[flat | no_loss, "sortino"] = np.nan
-        table.loc[(table["max_drawdown"] == 0).to_numpy(), "calmar"] = np.nan
-        for key in ("sharpe", "sortino", "calmar"):
-            table.loc[np.isinf(table[key].astype(float)).to_numpy(), key] = np.nan
-
-    def _max_or_nan(self, values: np.ndarray) -> pd.Series:
-        if values.shape[0] == 0:
-            return pd.Series(np.nan, index=self.accounts)
-        return pd.Series(values.max(axis=0), index=self.accounts)
+    def instruments(self) -> pd.DataFrame:
+        """Per account and instrument: net PnL (positions still open marked at the end), fees,
+        funding, liquidations, closed trades and exposure (share of bars holding it)."""
+        c = self._run.column_stats
+        frame = pd.DataFrame({
+            "account": np.asarray(self.accounts)[self._account_of_column],
+            "symbol": np.asarray(self.symbols)[self.col_instrument],
+            "pnl": c[:, ColumnStat.pnl], "fees": c[:, ColumnStat.fees],
+            "funding": c[:, ColumnStat.funding],
+            "liquidations": c[:, ColumnStat.liquidations].astype(int),
+            "trades": c[:, ColumnStat.trades].astype(int),
+            "exposed_bars": c[:, ColumnStat.exposed_bars],
+        })
+        table = frame.groupby(["account", "symbol"], sort=False).agg(
+            pnl=("pnl", "sum"), fees=("fees", "sum"), funding=("funding", "sum"),
+            liquidations=("liquidations", "sum"), trades=("trades", "sum"),
+            exposure=("exposed_bars", "max"))
+        table["exposure"] /= len(self.index)
+        return table
 
     def drawdowns(self, top: int = 5, column=None) -> pd.DataFrame:
         """The ``top`` deepest drawdowns: peak, valley, recovery (NaT if not yet), depth, duration."""
@@ -292,7 +317,7 @@ class Result:
         equity = self.equity if column is None else self.equity[column]
         if isinstance(equity, pd.DataFrame):
             raise ValueError("several accounts: pass column=<label> to drawdowns()")
-        records = equity.vbt(freq=self.market.freq).drawdowns.records_readable
+        records = equity.vbt(freq=self.freq).drawdowns.records_readable
         if records.empty:
             return pd.DataFrame(columns=["peak", "valley", "recovery", "depth", "duration"])
         recovered = records["Status"].eq("Recovered")
@@ -301,7 +326,7 @@ class Result:
             "recovery": records["End Timestamp"].where(recovered),
             "depth": 1.0 - records["Valley Value"] / records["Peak Value"],
         })
-        table["duration"] = table["recovery"].fillna(self.market.index[-1]) - table["peak"]
+        table["duration"] = table["recovery"].fillna(self.index[-1]) - table["peak"]
         return table.sort_values("depth", ascending=False).head(top).reset_index(drop=True)
 
     def report(self, path, *, column=None, metric: str = "sharpe", title: str | None = None):
@@ -312,5 +337,7 @@ class Result:
 
     def __repr__(self) -> str:
         name = self.strategy_name or "simulate"
-        return (f"Result({name}: {len(self.columns)} column(s), {len(self.market)} bars, "
-                f"{len(self._trades)} trades, {len(self._liquidations)} liquidations)")
+        trades = int(self._run.account_stats[:, AccountStat.trades].sum())
+        liqs = int(self._run.column_stats[:, ColumnStat.liquidations].sum())
+        return (f"Result({name}: {len(self.columns)} column(s), {len(self.index)} bars, "
+                f"{trades} closed trades, {liqs} liquidated legs)")

@@ -1,31 +1,39 @@
 """Numba kernel of the perpetual-futures simulation: arrays in, arrays and records out.
 
-Shapes: ``n`` bars, ``C`` columns, ``G`` accounts (groups; one per column unless grouped).
-Per-bar prices are 1-D ``(n,)``; parameters are 2-D ``(columns, bars)`` C-contiguous arrays
-(each column's bars contiguous, the layout a column-by-column scan wants) indexed flexibly
-(``flex_nb``): an axis of length 1 means "the same for all", so broadcasts are never
-materialised. One layout for every shape also means one compiled signature.
+Shapes: ``K`` instruments, ``n`` bars, ``C`` columns, ``G`` accounts. Per-instrument series are
+``(K, n)``; per-column parameters ``(C or 1, n or 1)``, a length-1 axis meaning "the same for
+all" (``flex_nb``), so broadcasts are never materialised; every array is C-contiguous and
+read-only (one numba signature whatever the shapes). See ``records.py`` for the grouped inputs.
 
-Per bar and account, in this order (see ``backtest.engine.simulate`` for the full semantics):
+**Accounts, legs and slots.** An account is a group of columns sharing one wallet. Each column
+is a *leg*: it trades one instrument with its own entry, stops and trade records. The legs of
+one instrument in one account net into a *slot* — one position in one-way mode — whose net
+quantity sets the maintenance bracket, the liquidation price and the exposure. Cross accounts
+back every slot with the wallet; isolated slots each have their own margin (the sum of their
+legs'), drawn from and returned to the same wallet.
 
-1. funding at the bar's open (mark open when known), moving the wallet (and isolated margin);
-2. the open as the first point of the path: levels already crossed (gaps) fill at the open,
+**Per bar and account**, in this order (``backtest.engine.simulate`` states the semantics):
+
+1. funding at the bar's open (mark open when known), per leg;
+2. the open as the first point of the path: levels already crossed (gaps) trigger there,
    liquidation first;
 3. orders due at the open (``timing=next_open``: the previous bar's signals);
-4. the intrabar path O→X1→X2→C; along each monotone segment the first level crossed triggers
-   (liquidation on the mark path, stops on the traded path; ties go to liquidation, then
-   stop-loss, trailing stop, take-profit); after an event the segment is scanned on from there;
-5. orders at the close (``timing=close``), skipped for a column a stop or liquidation closed on
-   this bar; if any were placed, the close is checked as a point of the path once more (a
-   realized loss in a cross account can leave the rest of it below maintenance);
-6. mark to market at the close.
+4. the joint intrabar path: every instrument walks its own O→X1→X2→C (its own low-/high-first
+   rule), all in step: segment k of each spans the same third of the bar. Along a segment the
+   earliest event triggers (liquidation on the mark path, stops on each leg's traded path;
+   ties: liquidation, stop-loss, trailing stop, take-profit, then column order); the segment is
+   then scanned on from that moment;
+5. orders at the close (``timing=close``), not for a leg a stop or liquidation closed on this
+   bar; if any were placed, the close is checked once more as a point of the path;
+6. mark to market at the close, per-bar outputs and the statistics accumulators.
 
-Liquidation is found where the account's *surplus* ``f(P)`` (margin balance less maintenance
-margin, each position's bracket taken at the mark price P itself) reaches zero. ``f`` is
-continuous and concave in P for the tables :func:`~backtest.engine.margin.check_tiers` accepts,
-so positive at both ends of a range means positive throughout (the quiet-bar test), and along a
-monotone segment it is crossed at most once: the crossing is found by walking the segment's
-bracket boundaries, solving the linear piece that holds it.
+**Liquidation** comes where the *surplus* — margin balance less maintenance margin, each slot's
+bracket taken at its mark price itself — reaches zero. For one slot it is a price, found
+bracket by bracket and cached until the slot, its collateral or the wallet change: a quiet bar
+costs a few comparisons. The surplus is continuous and concave in each price (tables pass
+:func:`~backtest.engine.margin.check_tiers`), so a cross account of several slots is safe on a
+bar when it is at the adverse corner of every slot's mark range, and along a segment it is
+crossed once: found by walking the moments where some slot changes bracket.
 """
 
 from __future__ import annotations
@@ -33,12 +41,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from backtest.engine.margin import bracket_nb
 from backtest.engine.records import (
     DEPTH_BAND,
     MAX_DEPTH_IMPACT,
     MIN_NOTIONAL_USD,
+    N_ACCOUNT_STATS,
+    N_COLUMN_STATS,
     WIPED_EQUITY_FRACTION,
+    AccountStat,
+    ColumnStat,
     Intrabar,
     MarginMode,
     OrderStatus,
@@ -51,13 +62,20 @@ from backtest.engine.records import (
     trade_dt,
 )
 
-# Column state fields (rows of ``state``).
-QTY, ENTRY, MARGIN, FEES, FUNDING, SL, TP, TRAIL, PEAK, ENTRY_BAR, STOP_BAR = range(11)
-N_FIELDS = 11
+# Leg state fields (rows of ``legs``).
+QTY, ENTRY, MARGIN, FEES, FUNDING, SL, TP, TRAIL, PEAK, ENTRY_BAR, STOP_BAR, ENTRY_MARGIN = range(12)
+N_LEG_FIELDS = 12
+# Slot fields (rows of ``slots``): net quantity, Σ qty·entry, isolated collateral, cached LP.
+S_Q, S_QE, S_MARGIN, S_LP = range(4)
+N_SLOT_FIELDS = 4
 # Record kinds (index into ``counts``).
 ORDERS, TRADES, LIQS, FUNDS = range(4)
 NO_EVENT, EV_LIQ, EV_SL, EV_TRAIL, EV_TP = 0, 1, 2, 3, 4
 RELATIVE_TOLERANCE = 1e-9  # rounding slack when checking that an order fits the available margin
+# The most one bar can record per leg: a stop or liquidation at the open, a close and an open on
+# a signal, a stop or liquidation on the path, a liquidation at the close.
+ORDERS_PER_LEG_BAR, TRADES_PER_LEG_BAR, LIQS_PER_LEG_BAR = 6, 4, 3
+ACS, CLS = AccountStat, ColumnStat
 
 
 @njit(cache=True, inline="always")
@@ -81,91 +99,112 @@ def _sign(x):
     return 1 if x > 0 else (-1 if x < 0 else 0)
 
 
-@njit(cache=True)
-def _mm_terms(abs_qty, price, t_max, t_mmr, t_cum):
-    k = bracket_nb(abs_qty * price, t_max)
-    return t_mmr[k], t_cum[k]
+# ----- brackets and the surplus -------------------------------------------------------------------
 
 
 @njit(cache=True)
-def _surplus_terms(cols, state, collateral, price, t_max, t_mmr, t_cum):
-    """(A, B) with f(P) = A + B·P: the account's margin balance less its maintenance margin, on
-    the brackets holding each position's notional at ``price`` (exact on that bracket piece)."""
-    a = collateral
-    b = 0.0
-    for c in cols:
-        q = state[QTY, c]
-        if q != 0.0:
-            mmr, cum = _mm_terms(abs(q), price, t_max, t_mmr, t_cum)
-            a += -q * state[ENTRY, c] + cum
-            b += q - abs(q) * mmr
-    return a, b
+def _bracket(tiers, k, notional):
+    """Global index of instrument k's bracket holding ``notional`` ([min, max); the last for
+    anything beyond)."""
+    start, count = tiers.start[k], tiers.count[k]
+    for j in range(start, start + count - 1):
+        if notional < tiers.max_notional[j]:
+            return j
+    return start + count - 1
 
 
 @njit(cache=True)
-def _surplus(cols, state, collateral, price, t_max, t_mmr, t_cum):
-    a, b = _surplus_terms(cols, state, collateral, price, t_max, t_mmr, t_cum)
-    return a + b * price
+def _slot_value(slots, s, k, price, tiers):
+    """g(P) = q·P − Σ q·entry − maintenance(|q|·P): the slot's unrealized PnL less its
+    maintenance margin at mark price P."""
+    q = slots[S_Q, s]
+    if q == 0.0:
+        return 0.0
+    notional = abs(q) * price
+    j = _bracket(tiers, k, notional)
+    return q * price - slots[S_QE, s] - (notional * tiers.mmr[j] - tiers.cum[j])
 
 
 @njit(cache=True)
-def _next_boundary(cols, state, price, end, t_max):
-    """The first bracket boundary (as a mark price) strictly between ``price`` and ``end``."""
-    best = end
-    rising = end > price
-    for c in cols:
-        q = abs(state[QTY, c])
-        if q == 0.0:
+def _slot_lp(slots, s, k, collateral, tiers):
+    """The mark price where collateral + g(P) = 0, in the bracket that holds the notional there
+    (Binance's LP = (WB + cum − s·Q·EP) / (Q·mmr − s·Q) with the consistent bracket)."""
+    q = slots[S_Q, s]
+    if q == 0.0:
+        return np.nan
+    best, best_miss = np.nan, np.inf
+    start, count = tiers.start[k], tiers.count[k]
+    for j in range(start, start + count):
+        slope = q - abs(q) * tiers.mmr[j]
+        if slope == 0.0:
             continue
-        for k in range(t_max.shape[0] - 1):
-            boundary = t_max[k] / q
-            if (rising and price < boundary < best) or (not rising and best < boundary < price):
-                best = boundary
+        price = max(-(collateral - slots[S_QE, s] + tiers.cum[j]) / slope, 0.0)
+        notional = abs(q) * price
+        low = tiers.max_notional[j - 1] if j > start else 0.0
+        high = tiers.max_notional[j] if j < start + count - 1 else np.inf
+        if low <= notional < high:
+            return price
+        miss = max(low - notional, notional - high)
+        if miss < best_miss:  # rounding at a boundary: the nearest candidate
+            best, best_miss = price, miss
     return best
 
 
 @njit(cache=True)
-def _surplus_root(cols, state, collateral, start, end, t_max, t_mmr, t_cum):
-    """The first price from ``start`` towards ``end`` (a price, 0 or inf) where the surplus
-    changes sign, found piece by piece between bracket boundaries; NaN if it does not."""
-    positive = _surplus(cols, state, collateral, start, t_max, t_mmr, t_cum) > 0.0
-    lo = start
-    while lo != end:
-        hi = _next_boundary(cols, state, lo, end, t_max)
-        mid = lo * 2.0 + 1.0 if np.isinf(hi) else 0.5 * (lo + hi)
-        a, b = _surplus_terms(cols, state, collateral, mid, t_max, t_mmr, t_cum)
-        if np.isinf(hi):
-            f_hi_positive = b > 0.0 or (b == 0.0 and a > 0.0)
-        else:
-            f_hi_positive = a + b * hi > 0.0
-        if f_hi_positive != positive:
-            root = -a / b
-            return min(max(root, min(lo, hi)), max(lo, hi))
-        lo = hi
-    return np.nan
+def _lp_cached(slots, s, k, collateral, tiers):
+    if np.isnan(slots[S_LP, s]):
+        slots[S_LP, s] = _slot_lp(slots, s, k, collateral, tiers)
+    return slots[S_LP, s]
 
 
 @njit(cache=True)
-def _liquidation_event(cols, state, collateral, p0, m0, m1, t_max, t_mmr, t_cum):
-    """(t, fill): the fraction of the mark segment m0→m1 at which the account's surplus first
-    reaches zero, and the fill there (the liquidation price; when the segment starts beyond it —
-    a gap — the worse of it and the traded price p0). t = -1 when it is not reached."""
-    a, b = _surplus_terms(cols, state, collateral, m0, t_max, t_mmr, t_cum)
-    if a + b * m0 <= 0.0:
-        if b > 0.0:  # the surplus grows with the price: the liquidation price lies above
-            level = _surplus_root(cols, state, collateral, m0, np.inf, t_max, t_mmr, t_cum)
-            return 0.0, p0 if np.isnan(level) else min(level, p0)
-        if b < 0.0:
-            level = _surplus_root(cols, state, collateral, m0, 0.0, t_max, t_mmr, t_cum)
-            return 0.0, p0 if np.isnan(level) else max(level, p0)
-        return 0.0, p0
-    if m1 == m0 or _surplus(cols, state, collateral, m1, t_max, t_mmr, t_cum) > 0.0:
-        return -1.0, np.nan
-    level = _surplus_root(cols, state, collateral, m0, m1, t_max, t_mmr, t_cum)
-    return (m0 - level) / (m0 - m1), level
+def _invalidate(slots, s, cross):
+    """A slot's cached LP is stale after a fill or funding; a cross wallet change stales all."""
+    if cross:
+        slots[S_LP, :] = np.nan
+    else:
+        slots[S_LP, s] = np.nan
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
+def _cross_surplus(wallet, slots, slot_inst, n_slots, t, m0, m1, tiers):
+    """The cross account's surplus at fraction t of the joint mark segment m0→m1."""
+    total = wallet
+    for s in range(n_slots):
+        if slots[S_Q, s] != 0.0:
+            total += _slot_value(slots, s, slot_inst[s], m0[s] + t * (m1[s] - m0[s]), tiers)
+    return total
+
+
+@njit(cache=True)
+def _cross_crossing(wallet, slots, slot_inst, n_slots, m0, m1, tiers):
+    """First t in [0, 1] where the cross surplus reaches zero along the joint segment (-1 if
+    never): piece by piece between the moments some slot changes bracket."""
+    f_lo = _cross_surplus(wallet, slots, slot_inst, n_slots, 0.0, m0, m1, tiers)
+    if f_lo <= 0.0:
+        return 0.0
+    if _cross_surplus(wallet, slots, slot_inst, n_slots, 1.0, m0, m1, tiers) > 0.0:
+        return -1.0  # concave: positive at both ends, positive between
+    t_lo = 0.0
+    while t_lo < 1.0:
+        t_hi = 1.0
+        for s in range(n_slots):
+            q = abs(slots[S_Q, s])
+            if q == 0.0 or m1[s] == m0[s]:
+                continue
+            k = slot_inst[s]
+            for j in range(tiers.start[k], tiers.start[k] + tiers.count[k] - 1):
+                t = (tiers.max_notional[j] / q - m0[s]) / (m1[s] - m0[s])
+                if t_lo < t < t_hi:
+                    t_hi = t
+        f_hi = _cross_surplus(wallet, slots, slot_inst, n_slots, t_hi, m0, m1, tiers)
+        if f_hi <= 0.0:
+            return t_lo + (t_hi - t_lo) * f_lo / (f_lo - f_hi)
+        t_lo, f_lo = t_hi, f_hi
+    return -1.0
+
+
+@njit(cache=True)
 def _cross_time(p0, p1, level, falling):
     """Fraction of the segment p0→p1 at which the price reaches ``level``; -1 if it does not."""
     if np.isnan(level):
@@ -183,38 +222,6 @@ def _cross_time(p0, p1, level, falling):
     return -1.0
 
 
-@njit(cache=True)
-def _collateral(g, cols, state, wallet, margin_mode):
-    return state[MARGIN, cols[0]] if margin_mode == MarginMode.isolated else wallet[g]
-
-
-@njit(cache=True)
-def _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum):
-    """Earliest (t, kind, col, level) on the segment; kind NO_EVENT when nothing triggers."""
-    best_t, best_kind, best_col, best_level = 2.0, NO_EVENT, -1, np.nan
-    has_position = False
-    for c in cols:
-        q = state[QTY, c]
-        if q == 0.0:
-            continue
-        has_position = True
-        falling = q > 0.0
-        for kind, level in ((EV_SL, state[SL, c]), (EV_TP, state[TP, c])):
-            t = _cross_time(p0, p1, level, falling if kind == EV_SL else not falling)
-            if t >= 0.0 and (t < best_t or (t == best_t and kind < best_kind)):
-                best_t, best_kind, best_col, best_level = t, kind, c, level
-        if not np.isnan(state[TRAIL, c]):
-            level = state[PEAK, c] * (1.0 - state[TRAIL, c] if falling else 1.0 + state[TRAIL, c])
-            t = _cross_time(p0, p1, level, falling)
-            if t >= 0.0 and (t < best_t or (t == best_t and EV_TRAIL < best_kind)):
-                best_t, best_kind, best_col, best_level = t, EV_TRAIL, c, level
-    if has_position:
-        t, fill = _liquidation_event(cols, state, collateral, p0, m0, m1, t_max, t_mmr, t_cum)
-        if t >= 0.0 and t <= best_t:
-            best_t, best_kind, best_col, best_level = t, EV_LIQ, -1, fill
-    return best_t, best_kind, best_col, best_level
-
-
 @njit(cache=True, inline="always")
 def _impact(notional, depth_i):
     """Average price impact of a market order walking one side of a linear book (see records)."""
@@ -223,170 +230,230 @@ def _impact(notional, depth_i):
     return min(DEPTH_BAND * notional / depth_i, MAX_DEPTH_IMPACT)
 
 
-@njit(cache=True)
-def _record_order(orders, counts, c, i, side, qty, price, fee, status, reason):
-    k = counts[ORDERS]
-    orders[k]["col"], orders[k]["bar"], orders[k]["side"] = c, i, side
-    orders[k]["qty"], orders[k]["price"], orders[k]["fee"] = qty, price, fee
-    orders[k]["status"], orders[k]["reason"] = status, reason
-    counts[ORDERS] = k + 1
+# ----- records and statistics ----------------------------------------------------------------------
 
 
 @njit(cache=True)
-def _record_trade(trades, counts, c, state, exit_bar, exit_price, pnl, shortfall, reason,
-                  entry_margin):
-    """Record column c's trade; ``pnl`` is the trader's, net of fees and funding, so it already
+def _record_order(rec, counts, keep, c, i, side, qty, price, fee, status, reason):
+    if keep:
+        orders = rec[0]
+        k = counts[ORDERS]
+        orders[k]["col"], orders[k]["bar"], orders[k]["side"] = c, i, side
+        orders[k]["qty"], orders[k]["price"], orders[k]["fee"] = qty, price, fee
+        orders[k]["status"], orders[k]["reason"] = status, reason
+        counts[ORDERS] = k + 1
+
+
+@njit(cache=True)
+def _record_trade(rec, counts, keep, acc, colacc, c, legs, j, exit_bar, exit_price, pnl,
+                  shortfall, reason):
+    """Record leg j's trade; ``pnl`` is the trader's, net of fees and funding, so it already
     includes the ``shortfall`` the insurance fund bore beyond the collateral."""
-    k = counts[TRADES]
-    q = state[QTY, c]
-    trades[k]["col"], trades[k]["entry_bar"], trades[k]["exit_bar"] = c, int(state[ENTRY_BAR, c]), exit_bar
-    trades[k]["side"], trades[k]["qty"] = _sign(q), abs(q)
-    trades[k]["entry_price"], trades[k]["exit_price"] = state[ENTRY, c], exit_price
-    trades[k]["pnl"], trades[k]["fees"], trades[k]["funding"] = pnl, state[FEES, c], state[FUNDING, c]
-    trades[k]["margin"], trades[k]["shortfall"] = entry_margin, shortfall
-    trades[k]["exit_reason"] = reason
-    counts[TRADES] = k + 1
+    q = legs[QTY, j]
+    if keep:
+        trades = rec[1]
+        k = counts[TRADES]
+        trades[k]["col"], trades[k]["entry_bar"], trades[k]["exit_bar"] = c, int(legs[ENTRY_BAR, j]), exit_bar
+        trades[k]["side"], trades[k]["qty"] = _sign(q), abs(q)
+        trades[k]["entry_price"], trades[k]["exit_price"] = legs[ENTRY, j], exit_price
+        trades[k]["pnl"], trades[k]["fees"], trades[k]["funding"] = pnl, legs[FEES, j], legs[FUNDING, j]
+        trades[k]["margin"], trades[k]["shortfall"] = legs[ENTRY_MARGIN, j], shortfall
+        trades[k]["exit_reason"] = reason
+        counts[TRADES] = k + 1
+    acc[ACS.shortfall] += shortfall
+    colacc[c, CLS.pnl] += pnl
+    if reason != Reason.end:
+        acc[ACS.trades] += 1.0
+        acc[ACS.pnl] += pnl
+        colacc[c, CLS.trades] += 1.0
+        if pnl > 0.0:
+            acc[ACS.wins] += 1.0
+            acc[ACS.gross_profit] += pnl
+        elif pnl < 0.0:
+            acc[ACS.gross_loss] -= pnl
 
 
 @njit(cache=True)
-def _clear(state, c):
-    for field in range(N_FIELDS):
-        state[field, c] = np.nan
-    state[QTY, c] = 0.0
+def _clear(legs, j):
+    for field in range(N_LEG_FIELDS):
+        if field != STOP_BAR:
+            legs[field, j] = np.nan
+    legs[QTY, j] = 0.0
+
+
+# ----- fills ---------------------------------------------------------------------------------------
 
 
 @njit(cache=True)
-def _others_open(cols, state, c):
-    for other in cols:
-        if other != c and state[QTY, other] != 0.0:
-            return True
-    return False
+def _remove_from_slot(slots, s, legs, j, cross):
+    slots[S_Q, s] -= legs[QTY, j]
+    slots[S_QE, s] -= legs[QTY, j] * legs[ENTRY, j]
+    slots[S_MARGIN, s] -= legs[MARGIN, j]
+    if slots[S_Q, s] == 0.0 or abs(slots[S_Q, s]) < 1e-12 * abs(legs[QTY, j]):
+        slots[S_Q, s], slots[S_QE, s], slots[S_MARGIN, s] = 0.0, 0.0, 0.0
+    _invalidate(slots, s, cross)
 
 
 @njit(cache=True)
-def _close(c, cols, g, i, ref, reason, market_order, state, wallet, fees, slippage, depth,
-           margin_mode, entry_margin, orders, trades, counts):
-    """Close column c's position at ``ref`` (± slippage and depth impact for market orders).
+def _close(ctx, j, i, ref, reason, market_order):
+    """Close leg j at ``ref`` (± slippage and depth impact for market orders).
 
-    The loss stops at the collateral — the position's margin when isolated, the wallet of a
-    cross account with no other position open — and the excess is the insurance fund's
-    shortfall. A cross account with other positions open takes the whole loss into its wallet,
-    which may go negative while their unrealized profit keeps the margin balance positive.
+    The loss stops at the collateral — the leg's margin when isolated, the wallet of a cross
+    account with nothing else open — and the excess is the insurance fund's shortfall. A cross
+    account with other positions open takes the whole loss into its wallet, which may go
+    negative while their unrealized profit keeps the margin balance positive.
     """
-    q = state[QTY, c]
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    c = cols[j]
+    s = leg_slot[j]
+    k = slot_inst[s]
+    q = legs[QTY, j]
     side = _sign(q)
     fill = ref
     if market_order:
-        fill = ref * (1.0 - side * flex_nb(slippage, i, c))
-        fill *= 1.0 - side * _impact(abs(q) * ref, depth[i])
-    fee = abs(q) * fill * flex_nb(fees, i, c)
-    pnl = q * (fill - state[ENTRY, c])
+        fill = ref * (1.0 - side * flex_nb(od.slippage, i, c))
+        fill *= 1.0 - side * _impact(abs(q) * ref, mk.depth[k, i])
+    fee = abs(q) * fill * flex_nb(od.fees, i, c)
+    pnl = q * (fill - legs[ENTRY, j])
     shortfall = 0.0
-    if margin_mode == MarginMode.isolated or not _others_open(cols, state, c):
-        balance = (state[MARGIN, c] if margin_mode == MarginMode.isolated else wallet[g]) + pnl
+    if not cross or counts[4] == 1:  # counts[4]: legs open in the account
+        balance = (wallet[0] if cross else legs[MARGIN, j]) + pnl
         fee = min(fee, max(balance, 0.0))
         shortfall = max(-balance, 0.0)
-    wallet[g] += pnl - fee + shortfall
-    state[FEES, c] += fee
-    _record_order(orders, counts, c, i, -side, abs(q), fill, fee, OrderStatus.filled, reason)
-    net = pnl + shortfall - state[FEES, c] - state[FUNDING, c]
-    _record_trade(trades, counts, c, state, i, fill, net, shortfall, reason, entry_margin[c])
-    _clear(state, c)
+    wallet[0] += pnl - fee + shortfall
+    legs[FEES, j] += fee
+    acc[ACS.fees] += fee
+    colacc[c, CLS.fees] += fee
+    _record_order(rec, counts, keep, c, i, -side, abs(q), fill, fee, OrderStatus.filled, reason)
+    net = pnl + shortfall - legs[FEES, j] - legs[FUNDING, j]
+    _record_trade(rec, counts, keep, acc, colacc, c, legs, j, i, fill, net, shortfall, reason)
+    _remove_from_slot(slots, s, legs, j, cross)
+    counts[4] -= 1
+    _clear(legs, j)
 
 
 @njit(cache=True)
-def _liquidate(cols, g, i, fill, state, wallet, margin_mode, liq_fee_rate, entry_margin,
-               orders, trades, liqs, counts):
-    """Close every position of the account at ``fill``; loss capped at the collateral."""
-    pnl_total, fee_due_total, abs_total = 0.0, 0.0, 0.0
-    for c in cols:
-        q = state[QTY, c]
-        if q != 0.0:
-            pnl_total += q * (fill - state[ENTRY, c])
-            fee_due_total += abs(q) * fill * liq_fee_rate
-            abs_total += abs(q)
-    if margin_mode == MarginMode.isolated:
-        collateral = state[MARGIN, cols[0]]
-        others = wallet[g] - collateral  # cash not committed to this position is safe
+def _liquidate(ctx, i, slot, fills):
+    """Close every leg of ``slot`` (isolated) or of the account (cross, ``slot`` = -1) at the
+    fill price of its slot; the loss stops at the collateral, the clearance fee is paid out of
+    what is left, the rest is the insurance fund's shortfall (shared by notional)."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    m = cols.shape[0]
+    pnl_total, fee_due_total, notional_total = 0.0, 0.0, 0.0
+    for j in range(m):
+        q = legs[QTY, j]
+        if q != 0.0 and (slot < 0 or leg_slot[j] == slot):
+            fill = fills[leg_slot[j]]
+            pnl_total += q * (fill - legs[ENTRY, j])
+            fee_due_total += abs(q) * fill * liq_rate
+            notional_total += abs(q) * fill
+    if cross:
+        collateral, others = wallet[0], 0.0
     else:
-        collateral = wallet[g]
-        others = 0.0
+        collateral = slots[S_MARGIN, slot]
+        others = wallet[0] - collateral  # cash not committed to this slot is safe
     balance = collateral + pnl_total
     fee_total = min(fee_due_total, max(balance, 0.0))
     shortfall_total = max(-balance, 0.0)
-    released = max(balance - fee_due_total, 0.0)
-    wallet[g] = others + released
-    for c in cols:
-        q = state[QTY, c]
-        if q == 0.0:
+    wallet[0] = others + max(balance - fee_due_total, 0.0)
+    acc[ACS.liquidations] += 1.0
+    acc[ACS.fees] += fee_total
+    for j in range(m):
+        q = legs[QTY, j]
+        if q == 0.0 or not (slot < 0 or leg_slot[j] == slot):
             continue
-        share = abs(q) / abs_total
-        pnl = q * (fill - state[ENTRY, c])
+        c = cols[j]
+        fill = fills[leg_slot[j]]
+        share = abs(q) * fill / notional_total if notional_total > 0.0 else 1.0
+        pnl = q * (fill - legs[ENTRY, j])
         fee = fee_total * share
         shortfall = shortfall_total * share
-        k = counts[LIQS]
-        liqs[k]["col"], liqs[k]["bar"], liqs[k]["side"] = c, i, _sign(q)
-        liqs[k]["qty"], liqs[k]["price"], liqs[k]["fee"] = abs(q), fill, fee
-        liqs[k]["loss"], liqs[k]["shortfall"] = -pnl + fee - shortfall, shortfall
-        counts[LIQS] = k + 1
-        state[FEES, c] += fee
-        _record_order(orders, counts, c, i, -_sign(q), abs(q), fill, fee, OrderStatus.filled,
+        if keep:
+            liqs = rec[2]
+            k = counts[LIQS]
+            liqs[k]["col"], liqs[k]["bar"], liqs[k]["side"] = c, i, _sign(q)
+            liqs[k]["qty"], liqs[k]["price"], liqs[k]["fee"] = abs(q), fill, fee
+            liqs[k]["loss"], liqs[k]["shortfall"] = -pnl + fee - shortfall, shortfall
+            counts[LIQS] = k + 1
+        legs[FEES, j] += fee
+        colacc[c, CLS.fees] += fee
+        colacc[c, CLS.liquidations] += 1.0
+        _record_order(rec, counts, keep, c, i, -_sign(q), abs(q), fill, fee, OrderStatus.filled,
                       Reason.liquidation)
-        net = pnl + shortfall - state[FEES, c] - state[FUNDING, c]
-        _record_trade(trades, counts, c, state, i, fill, net, shortfall, Reason.liquidation,
-                      entry_margin[c])
-        _clear(state, c)
+        net = pnl + shortfall - legs[FEES, j] - legs[FUNDING, j]
+        _record_trade(rec, counts, keep, acc, colacc, c, legs, j, i, fill, net, shortfall,
+                      Reason.liquidation)
+        legs[STOP_BAR, j] = i
+        counts[4] -= 1
+        _clear(legs, j)
+    n_slots = slots.shape[1]
+    for s in range(n_slots):
+        if slot < 0 or s == slot:
+            slots[S_Q, s], slots[S_QE, s], slots[S_MARGIN, s] = 0.0, 0.0, 0.0
+    slots[S_LP, :] = np.nan
+    if cross:
+        for j in range(m):
+            legs[STOP_BAR, j] = i
 
 
 @njit(cache=True)
-def _equity(cols, g, state, wallet, price, margin_mode):
-    """Account equity at ``price``; an isolated position never loses more than its margin."""
-    upnl = 0.0
-    for c in cols:
-        q = state[QTY, c]
+def _equity(ctx, prices):
+    """Account equity at ``prices`` (one per slot); an isolated slot never loses more than its
+    margin. Floored at zero."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    total = wallet[0]
+    for s in range(slots.shape[1]):
+        q = slots[S_Q, s]
         if q != 0.0:
-            pnl = q * (price - state[ENTRY, c])
-            if margin_mode == MarginMode.isolated:
-                pnl = max(pnl, -state[MARGIN, c])
-            upnl += pnl
-    return max(wallet[g] + upnl, 0.0)
+            upnl = q * prices[s] - slots[S_QE, s]
+            if not cross:
+                upnl = max(upnl, -slots[S_MARGIN, s])
+            total += upnl
+    return max(total, 0.0)
 
 
 @njit(cache=True)
-def _tier_cap(lev, t_max, t_maxlev):
+def _tier_cap(tiers, k, lev):
     """The largest notional whose bracket allows ``lev``: just below the upper bound of the last
     such bracket (brackets are [min, max), and leverage caps only fall as notional grows; the
     table ends at the last bracket's upper bound)."""
-    allowed = 0
-    for k in range(t_max.shape[0]):
-        if t_maxlev[k] >= lev:
-            allowed = k
-    return np.nextafter(t_max[allowed], 0.0)
+    allowed = tiers.start[k]
+    for j in range(tiers.start[k], tiers.start[k] + tiers.count[k]):
+        if tiers.max_leverage[j] >= lev:
+            allowed = j
+    return np.nextafter(tiers.max_notional[allowed], 0.0)
 
 
 @njit(cache=True)
-def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, tp_stop,
-          trail_stop, sl_price, tp_price, leverage, fees, slippage, depth, vol, t_max, t_mmr,
-          t_cum, t_maxlev, margin_mode, entry_margin, orders, counts):
-    """Open a position for column c at reference price ``ref`` (signal bar s, fill bar i)."""
-    size_value = flex_nb(size, s, c)
+def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
+    """Open a position for leg j at reference price ``ref`` (signal bar s_bar, fill bar i);
+    ``prices`` are every slot's reference prices at this moment (for the equity)."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    c = cols[j]
+    s = leg_slot[j]
+    k = slot_inst[s]
+    size_value = flex_nb(od.size, s_bar, c)
     if not size_value > 0.0:  # also catches NaN: no order
         return
-    lev = flex_nb(leverage, s, c)
-    fee_rate = flex_nb(fees, i, c)
-    equity = _equity(cols, g, state, wallet, ref, margin_mode)
+    lev = flex_nb(od.leverage, s_bar, c)
+    fee_rate = flex_nb(od.fees, i, c)
+    equity = _equity(ctx, prices)
     used = 0.0
-    for other in cols:
-        if other != c and state[QTY, other] != 0.0:
-            used += state[MARGIN, other]
+    for other in range(cols.shape[0]):
+        if other != j and legs[QTY, other] != 0.0:
+            used += legs[MARGIN, other]
     available = equity - used
-    slst, slpx = flex_nb(sl_stop, s, c), flex_nb(sl_price, s, c)
+    slst, slpx = flex_nb(od.sl_stop, s_bar, c), flex_nb(od.sl_price, s_bar, c)
     sl_level = np.nan
     if slst > 0.0:
         sl_level = ref * (1.0 - side * slst)
     elif (side > 0 and slpx < ref) or (side < 0 and slpx > ref):
         sl_level = slpx
-    tpst, tppx = flex_nb(tp_stop, s, c), flex_nb(tp_price, s, c)
+    tpst, tppx = flex_nb(od.tp_stop, s_bar, c), flex_nb(od.tp_price, s_bar, c)
     tp_level = np.nan
     if tpst > 0.0:
         tp_level = ref * (1.0 + side * tpst)
@@ -403,18 +470,18 @@ def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, 
     elif size_type == SizeType.risk:
         notional = size_value * equity / (abs(ref - sl_level) / ref)  # NaN without a stop
     else:
-        notional = size_value * equity / vol[s]  # NaN before the volatility window fills
+        notional = size_value * equity / mk.vol[k, s_bar]  # NaN before the window fills
     capped = size_type >= SizeType.exposure  # sizes "capped by leverage and tiers"
 
     reason = Reason.signal
-    limit = _tier_cap(lev, t_max, t_maxlev)
+    limit = _tier_cap(tiers, k, lev)
     if not notional >= 0.0:
         reason = Reason.size_unavailable
         notional = 0.0
     elif notional > limit:
         if capped:
             notional = limit
-        elif t_maxlev[bracket_nb(notional, t_max)] < lev:
+        elif tiers.max_leverage[_bracket(tiers, k, notional)] < lev:
             reason = Reason.tier_leverage
         else:
             reason = Reason.exceeds_max_notional
@@ -423,7 +490,8 @@ def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, 
             notional = affordable
         else:
             reason = Reason.insufficient_margin
-    visible = 0.5 * depth[i] if depth[i] > 0.0 else np.inf  # NaN depth: no limit
+    depth_i = mk.depth[k, i]
+    visible = 0.5 * depth_i if depth_i > 0.0 else np.inf  # NaN depth: no limit
     if reason == Reason.signal and notional > visible:
         if capped:
             notional = visible
@@ -431,174 +499,273 @@ def _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, 
             reason = Reason.exceeds_depth
     if reason == Reason.signal and notional < MIN_NOTIONAL_USD:
         reason = Reason.insufficient_margin if affordable < MIN_NOTIONAL_USD else Reason.below_min_notional
-    fill = ref * (1.0 + side * flex_nb(slippage, i, c))
-    fill *= 1.0 + side * _impact(notional, depth[i])
+    fill = ref * (1.0 + side * flex_nb(od.slippage, i, c))
+    fill *= 1.0 + side * _impact(notional, depth_i)
     qty = notional / fill
     if reason != Reason.signal:
-        _record_order(orders, counts, c, i, side, qty, fill, 0.0, OrderStatus.rejected, reason)
+        acc[ACS.rejected] += 1.0
+        _record_order(rec, counts, keep, c, i, side, qty, fill, 0.0, OrderStatus.rejected, reason)
         return
     fee = notional * fee_rate
     margin = notional / lev
-    wallet[g] -= fee
-    state[QTY, c] = side * qty
-    state[ENTRY, c] = fill
-    state[MARGIN, c] = margin
-    state[FEES, c] = fee
-    state[FUNDING, c] = 0.0
-    state[SL, c], state[TP, c] = sl_level, tp_level
-    trail = flex_nb(trail_stop, s, c)
-    state[TRAIL, c] = trail if trail > 0.0 else np.nan
-    state[PEAK, c] = ref
-    state[ENTRY_BAR, c] = i
-    entry_margin[c] = margin
-    _record_order(orders, counts, c, i, side, qty, fill, fee, OrderStatus.filled, Reason.signal)
+    wallet[0] -= fee
+    acc[ACS.fees] += fee
+    colacc[c, CLS.fees] += fee
+    legs[QTY, j] = side * qty
+    legs[ENTRY, j] = fill
+    legs[MARGIN, j] = margin
+    legs[FEES, j] = fee
+    legs[FUNDING, j] = 0.0
+    legs[SL, j], legs[TP, j] = sl_level, tp_level
+    trail = flex_nb(od.trail_stop, s_bar, c)
+    legs[TRAIL, j] = trail if trail > 0.0 else np.nan
+    legs[PEAK, j] = ref
+    legs[ENTRY_BAR, j] = i
+    legs[ENTRY_MARGIN, j] = margin
+    slots[S_Q, s] += side * qty
+    slots[S_QE, s] += side * qty * fill
+    slots[S_MARGIN, s] += margin
+    _invalidate(slots, s, cross)
+    counts[4] += 1
+    _record_order(rec, counts, keep, c, i, side, qty, fill, fee, OrderStatus.filled, Reason.signal)
 
 
 @njit(cache=True)
-def _signals(c, cols, g, i, s, ref, state, wallet, entries, exits, short_entries, short_exits,
-             size, size_type, sl_stop, tp_stop, trail_stop, sl_price, tp_price, leverage, fees,
-             slippage, depth, vol, t_max, t_mmr, t_cum, t_maxlev, margin_mode, entry_margin,
-             orders, trades, counts):
-    """Act on column c's signals of bar s at reference price ``ref`` on bar i.
+def _signals(ctx, j, i, s_bar, ref, prices, sg, tiers, size_type):
+    """Act on leg j's signals of bar s_bar at reference price ``ref`` on bar i.
 
     An entry and an exit of the same side on one bar cancel, as do long and short entries
     together (vectorbt's "ignore"); an opposite entry reverses the position.
     """
-    long_in, long_out = flex_nb(entries, s, c), flex_nb(exits, s, c)
-    short_in, short_out = flex_nb(short_entries, s, c), flex_nb(short_exits, s, c)
+    legs = ctx[1]
+    c = ctx[0][j]
+    long_in, long_out = flex_nb(sg.entries, s_bar, c), flex_nb(sg.exits, s_bar, c)
+    short_in, short_out = flex_nb(sg.short_entries, s_bar, c), flex_nb(sg.short_exits, s_bar, c)
     if long_in and long_out:
         long_in = long_out = False
     if short_in and short_out:
         short_in = short_out = False
     if long_in and short_in:
         long_in = short_in = False
-    position = _sign(state[QTY, c])
+    position = _sign(legs[QTY, j])
     side = 0
     if position > 0:
         if short_in or long_out:
-            _close(c, cols, g, i, ref, Reason.signal, True, state, wallet, fees, slippage, depth,
-                   margin_mode, entry_margin, orders, trades, counts)
+            _close(ctx, j, i, ref, Reason.signal, True)
             side = -1 if short_in else 0
     elif position < 0:
         if long_in or short_out:
-            _close(c, cols, g, i, ref, Reason.signal, True, state, wallet, fees, slippage, depth,
-                   margin_mode, entry_margin, orders, trades, counts)
+            _close(ctx, j, i, ref, Reason.signal, True)
             side = 1 if long_in else 0
     else:
         side = 1 if long_in else (-1 if short_in else 0)
     if side != 0:
-        _open(c, cols, g, i, s, side, ref, state, wallet, size, size_type, sl_stop, tp_stop,
-              trail_stop, sl_price, tp_price, leverage, fees, slippage, depth, vol, t_max, t_mmr,
-              t_cum, t_maxlev, margin_mode, entry_margin, orders, counts)
+        _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type)
+
+
+@njit(cache=True, inline="always")
+def _has_signal(sg, i, c):
+    return (flex_nb(sg.entries, i, c) or flex_nb(sg.exits, i, c)
+            or flex_nb(sg.short_entries, i, c) or flex_nb(sg.short_exits, i, c))
+
+
+# ----- the path ----------------------------------------------------------------------------------
 
 
 @njit(cache=True)
-def _move_peaks(cols, state, low_i, high_i):
+def _liquidation_event(ctx, tiers, p0, m0, m1, fills):
+    """(t, slot) of the earliest liquidation on the joint segment; ``fills`` receives each slot's
+    fill. slot = -1 for the whole cross account; t = -1 when none."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    n_slots = slots.shape[1]
+    held = 0
+    last = -1
+    for s in range(n_slots):
+        if slots[S_Q, s] != 0.0:
+            held += 1
+            last = s
+    if held == 0:
+        return -1.0, -1
+    if cross and held > 1:
+        t = _cross_crossing(wallet[0], slots, slot_inst, n_slots, m0, m1, tiers)
+        if t < 0.0:
+            return -1.0, -1
+        for s in range(n_slots):
+            fills[s] = p0[s] if t == 0.0 else m0[s] + t * (m1[s] - m0[s])
+        return t, -1
+    best_t, best_slot = -1.0, -1
+    for s in range(n_slots):
+        q = slots[S_Q, s]
+        if q == 0.0 or (cross and s != last):
+            continue
+        collateral = wallet[0] if cross else slots[S_MARGIN, s]
+        level = _lp_cached(slots, s, slot_inst[s], collateral, tiers)
+        t = _cross_time(m0[s], m1[s], level, q > 0.0)
+        if t >= 0.0 and (best_t < 0.0 or t < best_t):
+            best_t, best_slot = t, s
+            if t == 0.0:  # already beyond it: the worse of it and the traded price
+                fills[s] = min(level, p0[s]) if q > 0.0 else max(level, p0[s])
+            else:
+                fills[s] = level
+    return best_t, (-1 if cross else best_slot)
+
+
+@njit(cache=True)
+def _move_peaks(legs, leg_slot, lows, highs):
     """Trailing stops measure from the best price reached: the high for longs, the low for shorts."""
-    for c in cols:
-        q = state[QTY, c]
+    for j in range(legs.shape[1]):
+        q = legs[QTY, j]
         if q > 0.0:
-            state[PEAK, c] = max(state[PEAK, c], high_i)
+            legs[PEAK, j] = max(legs[PEAK, j], highs[leg_slot[j]])
         elif q < 0.0:
-            state[PEAK, c] = min(state[PEAK, c], low_i)
+            legs[PEAK, j] = min(legs[PEAK, j], lows[leg_slot[j]])
 
 
 @njit(cache=True)
-def _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, slippage, depth,
-                  liq_fee_rate, t_max, t_mmr, t_cum, entry_margin, orders, trades, liqs, counts):
-    """Trigger every level crossed on the segment p0→p1 (mark m0→m1), earliest first."""
-    while True:
-        collateral = _collateral(g, cols, state, wallet, margin_mode)
-        t, kind, c, level = _find_event(cols, state, collateral, p0, p1, m0, m1, t_max, t_mmr, t_cum)
-        if kind == NO_EVENT:
+def _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills):
+    """Trigger every level crossed on the joint segment p0→p1 (marks m0→m1, one per slot),
+    earliest first; p0 and m0 are moved along as events happen."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    n_slots = slots.shape[1]
+    while counts[4] > 0:
+        best_t, best_kind, best_leg, best_level = 2.0, NO_EVENT, -1, np.nan
+        for j in range(cols.shape[0]):
+            q = legs[QTY, j]
+            if q == 0.0:
+                continue
+            s = leg_slot[j]
+            falling = q > 0.0
+            t = _cross_time(p0[s], p1[s], legs[SL, j], falling)
+            if t >= 0.0 and (t < best_t or (t == best_t and EV_SL < best_kind)):
+                best_t, best_kind, best_leg, best_level = t, EV_SL, j, legs[SL, j]
+            t = _cross_time(p0[s], p1[s], legs[TP, j], not falling)
+            if t >= 0.0 and (t < best_t or (t == best_t and EV_TP < best_kind)):
+                best_t, best_kind, best_leg, best_level = t, EV_TP, j, legs[TP, j]
+            if not np.isnan(legs[TRAIL, j]):
+                level = legs[PEAK, j] * (1.0 - legs[TRAIL, j] if falling else 1.0 + legs[TRAIL, j])
+                t = _cross_time(p0[s], p1[s], level, falling)
+                if t >= 0.0 and (t < best_t or (t == best_t and EV_TRAIL < best_kind)):
+                    best_t, best_kind, best_leg, best_level = t, EV_TRAIL, j, level
+        t, slot = _liquidation_event(ctx, tiers, p0, m0, m1, fills)
+        if t >= 0.0 and t <= best_t:
+            _liquidate(ctx, i, slot, fills)
+            best_t = t
+        elif best_kind == NO_EVENT:
             break
-        if kind == EV_LIQ:
-            _liquidate(cols, g, i, level, state, wallet, margin_mode, liq_fee_rate, entry_margin,
-                       orders, trades, liqs, counts)
-            for other in cols:
-                state[STOP_BAR, other] = i
         else:
-            reason = Reason.stop_loss if kind == EV_SL else (
-                Reason.trailing_stop if kind == EV_TRAIL else Reason.take_profit)
-            ref = p0 if t == 0.0 else level  # a gap through the level fills at the open
-            _close(c, cols, g, i, ref, reason, kind != EV_TP, state, wallet, fees, slippage,
-                   depth, margin_mode, entry_margin, orders, trades, counts)
-            state[STOP_BAR, c] = i
-        p0, m0 = p0 + t * (p1 - p0), m0 + t * (m1 - m0)
-    _move_peaks(cols, state, p1, p1)  # trailing stops follow the best price reached
+            reason = Reason.stop_loss if best_kind == EV_SL else (
+                Reason.trailing_stop if best_kind == EV_TRAIL else Reason.take_profit)
+            s = leg_slot[best_leg]
+            ref = p0[s] if best_t == 0.0 else best_level  # a gap through the level fills at the open
+            _close(ctx, best_leg, i, ref, reason, best_kind != EV_TP)
+            legs[STOP_BAR, best_leg] = i
+        for s in range(n_slots):
+            p0[s] = p0[s] + best_t * (p1[s] - p0[s])
+            m0[s] = m0[s] + best_t * (m1[s] - m0[s])
+    _move_peaks(legs, leg_slot, p1, p1)
 
 
 @njit(cache=True)
-def _walk_bar(cols, g, i, o, x1, x2, cl, mo, y1, y2, mc, state, wallet, margin_mode, fees, slippage,
-              depth, liq_fee_rate, t_max, t_mmr, t_cum, entry_margin, orders, trades, liqs, counts):
-    """The three segments of the bar's path, O→X1→X2→C (one call keeps the hot loop lean)."""
-    for p0, p1, m0, m1 in ((o, x1, mo, y1), (x1, x2, y1, y2), (x2, cl, y2, mc)):
-        _walk_segment(cols, g, i, p0, p1, m0, m1, state, wallet, margin_mode, fees, slippage,
-                      depth, liq_fee_rate, t_max, t_mmr, t_cum, entry_margin, orders, trades, liqs,
-                      counts)
-
-
-@njit(cache=True)
-def _bar_is_quiet(cols, g, state, wallet, margin_mode, low_i, high_i, ml, mh, t_max, t_mmr, t_cum):
-    """True when no level of the account lies within the bar's range: the path walk can be
-    skipped (the common case), only the trailing peaks move."""
-    for c in cols:
-        q = state[QTY, c]
+def _bar_is_quiet(ctx, tiers, lows, highs, mlows, mhighs):
+    """True when nothing can trigger within the bar's ranges (the common case): no stop inside
+    any leg's traded range, and the account is above maintenance at the adverse corner of every
+    slot's mark range. Only the trailing peaks then move."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    for j in range(cols.shape[0]):
+        q = legs[QTY, j]
         if q == 0.0:
             continue
-        sl, tp, trail, peak = state[SL, c], state[TP, c], state[TRAIL, c], state[PEAK, c]
+        s = leg_slot[j]
+        low_i, high_i = lows[s], highs[s]
+        sl, tp, trail, peak = legs[SL, j], legs[TP, j], legs[TRAIL, j], legs[PEAK, j]
         if q > 0.0:
             if low_i <= sl or high_i >= tp or (trail > 0.0 and low_i <= max(peak, high_i) * (1.0 - trail)):
                 return False
         else:
             if high_i >= sl or low_i <= tp or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)):
                 return False
-    collateral = _collateral(g, cols, state, wallet, margin_mode)
-    # the surplus is concave in the price: positive at both extremes, positive in between
-    for price in (ml, mh):
-        if _surplus(cols, state, collateral, price, t_max, t_mmr, t_cum) <= 0.0:
+    n_slots = slots.shape[1]
+    held, last = 0, -1
+    for s in range(n_slots):
+        if slots[S_Q, s] != 0.0:
+            held += 1
+            last = s
+    if cross and held > 1:
+        worst = wallet[0]
+        for s in range(n_slots):
+            if slots[S_Q, s] != 0.0:
+                k = slot_inst[s]
+                worst += min(_slot_value(slots, s, k, mlows[s], tiers),
+                             _slot_value(slots, s, k, mhighs[s], tiers))
+        return worst > 0.0
+    for s in range(n_slots):
+        q = slots[S_Q, s]
+        if q == 0.0 or (cross and s != last):
+            continue
+        collateral = wallet[0] if cross else slots[S_MARGIN, s]
+        level = _lp_cached(slots, s, slot_inst[s], collateral, tiers)
+        if (q > 0.0 and mlows[s] <= level) or (q < 0.0 and mhighs[s] >= level):
             return False
     return True
 
 
+# ----- statistics -----------------------------------------------------------------------------------
+
+
 @njit(cache=True)
-def _mark_open_positions(cols, g, i, price, state, wallet, margin_mode, entry_margin, trades, counts):
-    """Record positions still open at the end (``Reason.end``), marked at ``price`` like the
-    equity: an isolated position loses at most its margin, a cross account at most its wallet;
-    what lies beyond is shown as shortfall (shared by size in a cross account)."""
-    balance, abs_total = wallet[g], 0.0
-    for c in cols:
-        q = state[QTY, c]
-        if q != 0.0:
-            balance += q * (price - state[ENTRY, c])
-            abs_total += abs(q)
-    cross_shortfall = max(-balance, 0.0) if margin_mode == MarginMode.cross else 0.0
-    for c in cols:
-        q = state[QTY, c]
-        if q == 0.0:
-            continue
-        pnl = q * (price - state[ENTRY, c])
-        if margin_mode == MarginMode.isolated:
-            shortfall = max(-(state[MARGIN, c] + pnl), 0.0)
+def _accumulate(acc, i, n, equity, init_cash):
+    """Fold bar i's equity into the account's statistics (returns as Result.returns defines them;
+    drawdowns exactly as vectorbt records them on the equity series)."""
+    previous = init_cash if i == 0 else acc[ACS.last_equity]
+    r = equity / previous - 1.0 if previous > 0.0 else 0.0
+    count = acc[ACS.bars] + 1.0
+    delta = r - acc[ACS.mean]
+    acc[ACS.mean] += delta / count
+    acc[ACS.m2] += delta * (r - acc[ACS.mean])
+    acc[ACS.bars] = count
+    if r < 0.0:
+        acc[ACS.downside_sq] += r * r
+    acc[ACS.growth] *= 1.0 + r
+    acc[ACS.last_equity] = equity
+    # drawdowns (vectorbt's get_drawdowns_nb on the equity series)
+    if acc[ACS.in_drawdown] == 0.0:
+        if np.isnan(acc[ACS.peak]) or equity >= acc[ACS.peak]:
+            acc[ACS.peak], acc[ACS.peak_bar] = equity, i
         else:
-            shortfall = cross_shortfall * abs(q) / abs_total
-        net = pnl + shortfall - state[FEES, c] - state[FUNDING, c]
-        _record_trade(trades, counts, c, state, i, price, net, shortfall, Reason.end, entry_margin[c])
-        _clear(state, c)
+            acc[ACS.in_drawdown], acc[ACS.valley] = 1.0, equity
+    elif equity >= acc[ACS.peak]:  # recovered
+        _close_drawdown(acc, i - (acc[ACS.peak_bar] + 1.0))
+        acc[ACS.in_drawdown] = 0.0
+        acc[ACS.peak], acc[ACS.peak_bar] = equity, i
+    elif equity < acc[ACS.valley]:
+        acc[ACS.valley] = equity
+    if i == n - 1 and acc[ACS.in_drawdown] == 1.0:  # still running at the end: active
+        _close_drawdown(acc, i - acc[ACS.peak_bar])
 
 
 @njit(cache=True)
-def _is_wiped(cols, g, state, wallet, init_cash):
-    """A flat account left with almost nothing is closed for good."""
-    return wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g] and not _has_position(cols, state)
+def _close_drawdown(acc, duration):
+    depth = (acc[ACS.valley] - acc[ACS.peak]) / acc[ACS.peak]
+    if np.isnan(acc[ACS.max_drawdown]) or depth < acc[ACS.max_drawdown]:
+        acc[ACS.max_drawdown] = depth
+    acc[ACS.max_drawdown_bars] = max(acc[ACS.max_drawdown_bars], duration)
 
 
 @njit(cache=True)
-def _has_position(cols, state):
-    for c in cols:
-        if state[QTY, c] != 0.0:
-            return True
-    return False
+def _init_stats(acc, init_cash):
+    acc[:] = 0.0
+    acc[ACS.growth] = 1.0
+    acc[ACS.peak] = np.nan
+    acc[ACS.max_drawdown] = np.nan
+    acc[ACS.max_leverage] = np.nan
+    acc[ACS.worst_margin_ratio] = np.nan
+    acc[ACS.last_equity] = init_cash
+
+
+# ----- one account ----------------------------------------------------------------------------
 
 
 @njit(cache=True)
@@ -610,155 +777,262 @@ def _low_first(intrabar, open_i, close_i, net_side):
 
 
 @njit(cache=True)
-def simulate_nb(open_, high, low, close, mark_open, mark_high, mark_low, mark_close, funding_rate,
-                depth, vol, entries, exits, short_entries, short_exits, size, sl_stop, tp_stop,
-                trail_stop, sl_price, tp_price, leverage, fees, slippage, init_cash, col_order,
-                group_start, group_len, t_max, t_mmr, t_cum, t_maxlev, size_type, margin_mode,
-                timing, intrabar, liq_fee_rate, per_bar):
-    """Simulate every account; see the module docstring for the order of steps per bar.
+def _wiped(ctx, init_cash):
+    """A flat account left with almost nothing is closed for good."""
+    return ctx[8][4] == 0 and ctx[5][0] <= WIPED_EQUITY_FRACTION * init_cash
 
-    Returns (equity (n, G), wallet (n, G), position (n, C), margin (n, C), effective_leverage
-    (n, G), margin_ratio (n, G), orders, trades, liquidations, funding). Per-bar arrays other
-    than equity are (0, ·)-shaped when ``per_bar`` is False.
+
+@njit(cache=True)
+def _set_segment(p0, p1, m0, m1, a0, a1, b0, b1):
+    for s in range(p0.shape[0]):
+        p0[s], p1[s], m0[s], m1[s] = a0[s], a1[s], b0[s], b1[s]
+
+
+@njit(cache=True)
+def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar, liq_rate,
+                 rec, counts, keep, per_bar, row, col_row, acc_all, colacc, equity_out, wallet_out,
+                 position_out, margin_out, leverage_out, ratio_out):
+    """Simulate account g over all bars; per-bar outputs go to row ``row`` (and its columns to
+    rows from ``col_row``). Returns the record buffers (grown as needed)."""
+    n = mk.open.shape[1]
+    start = lay.group_start[g]
+    m = lay.group_len[g]
+    cols = lay.col_order[start: start + m]
+    init_cash = lay.init_cash[g]
+    cross = margin_mode == MarginMode.cross
+    acc = acc_all[row]
+    _init_stats(acc, init_cash)
+    # slots: the account's distinct instruments
+    leg_slot = np.empty(m, np.int64)
+    slot_inst = np.empty(m, np.int64)
+    n_slots = 0
+    for j in range(m):
+        k = lay.col_instrument[cols[j]]
+        found = -1
+        for s in range(n_slots):
+            if slot_inst[s] == k:
+                found = s
+        if found < 0:
+            slot_inst[n_slots] = k
+            found = n_slots
+            n_slots += 1
+        leg_slot[j] = found
+    slot_inst = slot_inst[:n_slots]
+    slots = np.zeros((N_SLOT_FIELDS, n_slots))
+    slots[S_LP, :] = np.nan
+    legs = np.full((N_LEG_FIELDS, m), np.nan)
+    legs[QTY, :] = 0.0
+    legs[STOP_BAR, :] = -1.0
+    wallet = np.full(1, init_cash)
+    counts[4] = 0
+    # per-slot path points: traded (4 points) and mark (4 points), segment work arrays
+    path = np.empty((4, n_slots))
+    mpath = np.empty((4, n_slots))
+    p0, p1, m0, m1 = np.empty(n_slots), np.empty(n_slots), np.empty(n_slots), np.empty(n_slots)
+    fills = np.empty(n_slots)
+    opens, closes = np.empty(n_slots), np.empty(n_slots)
+    lows, highs, mlows, mhighs = np.empty(n_slots), np.empty(n_slots), np.empty(n_slots), np.empty(n_slots)
+    mcloses = np.empty(n_slots)
+    wiped = False
+    for i in range(n):
+        if keep:  # room for what one bar can record per leg (see ORDERS_PER_LEG_BAR)
+            if counts[ORDERS] + ORDERS_PER_LEG_BAR * m > rec[0].shape[0]:
+                rec = (grow_nb(rec[0], counts[ORDERS] + ORDERS_PER_LEG_BAR * m), rec[1], rec[2], rec[3])
+            if counts[TRADES] + TRADES_PER_LEG_BAR * m > rec[1].shape[0]:
+                rec = (rec[0], grow_nb(rec[1], counts[TRADES] + TRADES_PER_LEG_BAR * m), rec[2], rec[3])
+            if counts[LIQS] + LIQS_PER_LEG_BAR * m > rec[2].shape[0]:
+                rec = (rec[0], rec[1], grow_nb(rec[2], counts[LIQS] + LIQS_PER_LEG_BAR * m), rec[3])
+            if counts[FUNDS] + m > rec[3].shape[0]:
+                rec = (rec[0], rec[1], rec[2], grow_nb(rec[3], counts[FUNDS] + m))
+        ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk,
+               od, cross, liq_rate)
+        for s in range(n_slots):
+            k = slot_inst[s]
+            opens[s], closes[s] = mk.open[k, i], mk.close[k, i]
+            lows[s], highs[s] = mk.low[k, i], mk.high[k, i]
+            mo = mk.mark_open[k, i]
+            has_mark = not (np.isnan(mk.mark_low[k, i]) or np.isnan(mk.mark_high[k, i])
+                            or np.isnan(mk.mark_close[k, i]))
+            mpath[0, s] = mo if not np.isnan(mo) else opens[s]
+            mlows[s] = mk.mark_low[k, i] if has_mark else lows[s]
+            mhighs[s] = mk.mark_high[k, i] if has_mark else highs[s]
+            mcloses[s] = mk.mark_close[k, i] if has_mark else closes[s]
+
+        # 1. funding at the open
+        if counts[4] > 0:
+            for j in range(m):
+                q = legs[QTY, j]
+                if q == 0.0:
+                    continue
+                s = leg_slot[j]
+                rate = mk.funding[slot_inst[s], i]
+                if np.isnan(rate) or rate == 0.0:
+                    continue
+                c = cols[j]
+                payment = q * mpath[0, s] * rate
+                wallet[0] -= payment
+                if not cross:
+                    legs[MARGIN, j] -= payment
+                    slots[S_MARGIN, s] -= payment
+                legs[FUNDING, j] += payment
+                acc[ACS.funding] += payment
+                colacc[c, CLS.funding] += payment
+                _invalidate(slots, s, cross)
+                if keep:
+                    funds = rec[3]
+                    kf = counts[FUNDS]
+                    funds[kf]["col"], funds[kf]["bar"], funds[kf]["qty"] = c, i, q
+                    funds[kf]["price"], funds[kf]["rate"], funds[kf]["payment"] = mpath[0, s], rate, payment
+                    counts[FUNDS] = kf + 1
+
+        # 2. the open: gaps through levels, then 3. orders due at the open
+        if counts[4] > 0:
+            _set_segment(p0, p1, m0, m1, opens, opens, mpath[0], mpath[0])
+            _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+        if not wiped:
+            wiped = _wiped(ctx, init_cash)
+        if timing == Timing.next_open and i > 0 and not wiped:
+            for j in range(m):
+                c = cols[j]
+                k = slot_inst[leg_slot[j]]
+                if mk.first_bar[k] <= i <= mk.last_bar[k] and _has_signal(sg, i - 1, c):
+                    _signals(ctx, j, i, i - 1, opens[leg_slot[j]], opens, sg, tiers, size_type)
+
+        # 4. the joint intrabar path (skipped when nothing can trigger within the bar)
+        if counts[4] > 0:
+            if _bar_is_quiet(ctx, tiers, lows, highs, mlows, mhighs):
+                _move_peaks(legs, leg_slot, lows, highs)
+            else:
+                for s in range(n_slots):
+                    low_first = _low_first(intrabar, opens[s], closes[s], _sign(slots[S_Q, s]))
+                    path[0, s], path[3, s] = opens[s], closes[s]
+                    path[1, s], path[2, s] = (lows[s], highs[s]) if low_first else (highs[s], lows[s])
+                    mpath[1, s], mpath[2, s] = (mlows[s], mhighs[s]) if low_first else (mhighs[s], mlows[s])
+                    mpath[3, s] = mcloses[s]
+                for segment in range(3):
+                    _set_segment(p0, p1, m0, m1, path[segment], path[segment + 1],
+                                 mpath[segment], mpath[segment + 1])
+                    _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+
+        # 5. orders at the close
+        if not wiped:
+            wiped = _wiped(ctx, init_cash)
+        if timing == Timing.close and not wiped:
+            acted = False
+            for j in range(m):
+                c = cols[j]
+                k = slot_inst[leg_slot[j]]
+                if legs[STOP_BAR, j] != i and mk.first_bar[k] <= i <= mk.last_bar[k] \
+                        and _has_signal(sg, i, c):
+                    acted = True
+                    _signals(ctx, j, i, i, closes[leg_slot[j]], closes, sg, tiers, size_type)
+            if acted and counts[4] > 0:  # the close as a point of the path
+                _set_segment(p0, p1, m0, m1, closes, closes, mcloses, mcloses)
+                _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+
+        # 6. mark to market
+        equity = _equity(ctx, closes) if counts[4] > 0 else max(wallet[0], 0.0)
+        _accumulate(acc, i, n, equity, init_cash)
+        exposure, maintenance, balance = 0.0, 0.0, 0.0
+        if counts[4] > 0:
+            acc[ACS.exposed_bars] += 1.0
+            for s in range(n_slots):
+                q = slots[S_Q, s]
+                if q != 0.0:
+                    k = slot_inst[s]
+                    exposure += abs(q) * closes[s]
+                    notional = abs(q) * mcloses[s]
+                    jb = _bracket(tiers, k, notional)
+                    maintenance += notional * tiers.mmr[jb] - tiers.cum[jb]
+                    balance += q * mcloses[s] - slots[S_QE, s] + (0.0 if cross else slots[S_MARGIN, s])
+            if cross:
+                balance += wallet[0]
+            for j in range(m):
+                if legs[QTY, j] != 0.0:
+                    colacc[cols[j], CLS.exposed_bars] += 1.0
+        leverage = exposure / equity if equity > 0.0 else (np.inf if exposure > 0.0 else 0.0)
+        ratio = (maintenance / balance if balance > 0.0 else np.inf) if exposure > 0.0 else 0.0
+        if counts[4] > 0:
+            acc[ACS.max_leverage] = leverage if np.isnan(acc[ACS.max_leverage]) else max(acc[ACS.max_leverage], leverage)
+            acc[ACS.worst_margin_ratio] = ratio if np.isnan(acc[ACS.worst_margin_ratio]) else max(acc[ACS.worst_margin_ratio], ratio)
+        if per_bar:
+            equity_out[row, i] = equity
+            wallet_out[row, i] = wallet[0]
+            leverage_out[row, i] = leverage
+            ratio_out[row, i] = ratio
+            for j in range(m):
+                q = legs[QTY, j]
+                position_out[col_row + j, i] = q
+                margin_out[col_row + j, i] = legs[MARGIN, j] if q != 0.0 else 0.0
+
+    # positions still open at the end are marked at the last close
+    if keep and counts[TRADES] + m > rec[1].shape[0]:  # (the loop left room for one bar more)
+        rec = (rec[0], grow_nb(rec[1], counts[TRADES] + m), rec[2], rec[3])
+    ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od,
+           cross, liq_rate)
+    _mark_open_positions(ctx, n - 1, closes)
+    acc[ACS.final_wallet] = wallet[0]
+    if np.isnan(acc[ACS.max_leverage]):
+        acc[ACS.max_leverage] = 0.0
+        acc[ACS.worst_margin_ratio] = 0.0
+    return rec
+
+
+@njit(cache=True)
+def _mark_open_positions(ctx, i, prices):
+    """Record positions still open at the end (``Reason.end``), marked like the equity: an
+    isolated slot loses at most its margin, a cross account at most its wallet; what lies
+    beyond is shown as shortfall (shared by notional)."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    m = cols.shape[0]
+    balance, notional_total = wallet[0], 0.0
+    for j in range(m):
+        q = legs[QTY, j]
+        if q != 0.0:
+            balance += q * (prices[leg_slot[j]] - legs[ENTRY, j])
+            notional_total += abs(q) * prices[leg_slot[j]]
+    cross_shortfall = max(-balance, 0.0) if cross else 0.0
+    for j in range(m):
+        q = legs[QTY, j]
+        if q == 0.0:
+            continue
+        price = prices[leg_slot[j]]
+        pnl = q * (price - legs[ENTRY, j])
+        if cross:
+            shortfall = cross_shortfall * abs(q) * price / notional_total if notional_total > 0.0 else cross_shortfall
+        else:
+            shortfall = max(-(legs[MARGIN, j] + pnl), 0.0)
+        net = pnl + shortfall - legs[FEES, j] - legs[FUNDING, j]
+        _record_trade(rec, counts, keep, acc, colacc, cols[j], legs, j, i, price, net, shortfall,
+                      Reason.end)
+        _clear(legs, j)
+
+
+@njit(cache=True, nogil=True)
+def simulate_accounts_nb(mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar,
+                         liq_rate, g_start, g_stop, keep_records, per_bar, acc_all, colacc,
+                         equity_out, wallet_out, position_out, margin_out, leverage_out, ratio_out):
+    """Simulate accounts ``g_start`` to ``g_stop`` (a chunk; releases the GIL, so chunks run on
+    threads). Statistics go to rows ``g`` of ``acc_all`` and per-column sums to ``colacc``
+    (indexed by column); per-bar outputs, when kept, to rows ``g`` (accounts) and to the rows of
+    the accounts' columns in ``col_order`` order. Returns the records of the chunk.
     """
-    n = open_.shape[0]
-    n_cols = col_order.shape[0]
-    n_groups = group_start.shape[0]
-    kept = n if per_bar else 0
-    # (bars × accounts) arrays in column-major layout: each account's bars are contiguous
-    equity_out = np.empty((n_groups, n)).T
-    wallet_out = np.empty((n_groups, kept)).T
-    position_out = np.zeros((n_cols, kept)).T
-    margin_out = np.zeros((n_cols, kept)).T
-    leverage_out = np.zeros((n_groups, kept)).T
-    ratio_out = np.zeros((n_groups, kept)).T
-    orders = np.empty(max(16, n_cols * 8), dtype=order_dt)
-    trades = np.empty(max(16, n_cols * 4), dtype=trade_dt)
-    liqs = np.empty(max(16, n_cols), dtype=liquidation_dt)
-    funds = np.empty(max(16, n_cols * 8), dtype=funding_dt)
-    counts = np.zeros(4, dtype=np.int64)
-    state = np.full((N_FIELDS, n_cols), np.nan)
-    state[QTY, :] = 0.0
-    wallet = init_cash.astype(np.float64).copy()
-    entry_margin = np.zeros(n_cols)
-    has_funding = funding_rate.shape[0] == n
+    n_cols = 0
+    for g in range(g_start, g_stop):
+        n_cols += lay.group_len[g]
+    cap = 16 if not keep_records else max(16, (ORDERS_PER_LEG_BAR + 2) * n_cols)
+    rec = (np.empty(cap, dtype=order_dt), np.empty(cap, dtype=trade_dt),
+           np.empty(max(16, n_cols), dtype=liquidation_dt), np.empty(cap, dtype=funding_dt))
+    counts = np.zeros(5, dtype=np.int64)  # orders, trades, liquidations, funding, open legs
+    for g in range(g_start, g_stop):
+        rec = _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar,
+                           liq_rate, rec, counts, keep_records, per_bar, g, lay.group_start[g],
+                           acc_all, colacc, equity_out, wallet_out, position_out, margin_out,
+                           leverage_out, ratio_out)
+    return (rec[0][: counts[ORDERS]], rec[1][: counts[TRADES]], rec[2][: counts[LIQS]],
+            rec[3][: counts[FUNDS]])
 
-    for g in range(n_groups):
-        cols = col_order[group_start[g]: group_start[g] + group_len[g]]
-        m = cols.shape[0]
-        wiped = False
-        for i in range(n):
-            if counts[ORDERS] + 3 * m > orders.shape[0]:
-                orders = grow_nb(orders, counts[ORDERS] + 3 * m)
-            if counts[TRADES] + 2 * m > trades.shape[0]:
-                trades = grow_nb(trades, counts[TRADES] + 2 * m)
-            if counts[LIQS] + m > liqs.shape[0]:
-                liqs = grow_nb(liqs, counts[LIQS] + m)
-            if counts[FUNDS] + m > funds.shape[0]:
-                funds = grow_nb(funds, counts[FUNDS] + m)
-            mo = mark_open[i] if not np.isnan(mark_open[i]) else open_[i]
-            in_position = _has_position(cols, state)
 
-            # 1. funding at the open
-            rate = funding_rate[i] if has_funding else np.nan
-            if in_position and not np.isnan(rate) and rate != 0.0:
-                for c in cols:
-                    q = state[QTY, c]
-                    if q != 0.0:
-                        payment = q * mo * rate
-                        wallet[g] -= payment
-                        if margin_mode == MarginMode.isolated:
-                            state[MARGIN, c] -= payment
-                        state[FUNDING, c] += payment
-                        k = counts[FUNDS]
-                        funds[k]["col"], funds[k]["bar"], funds[k]["qty"] = c, i, q
-                        funds[k]["price"], funds[k]["rate"], funds[k]["payment"] = mo, rate, payment
-                        counts[FUNDS] = k + 1
-
-            # 2. the open: gaps through levels, then 3. orders due at the open
-            if in_position:
-                _walk_segment(cols, g, i, open_[i], open_[i], mo, mo, state, wallet, margin_mode,
-                              fees, slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum,
-                              entry_margin, orders, trades, liqs, counts)
-            if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
-                wiped = _is_wiped(cols, g, state, wallet, init_cash)
-            if timing == Timing.next_open and i > 0 and not wiped:
-                for c in cols:
-                    if not (flex_nb(entries, i - 1, c) or flex_nb(exits, i - 1, c)
-                            or flex_nb(short_entries, i - 1, c) or flex_nb(short_exits, i - 1, c)):
-                        continue
-                    in_position = True  # may open one: recheck below
-                    _signals(c, cols, g, i, i - 1, open_[i], state, wallet, entries, exits,
-                             short_entries, short_exits, size, size_type, sl_stop, tp_stop,
-                             trail_stop, sl_price, tp_price, leverage, fees, slippage, depth, vol,
-                             t_max, t_mmr, t_cum, t_maxlev, margin_mode, entry_margin, orders,
-                             trades, counts)
-
-            # 4. the intrabar path (skipped when no level lies within the bar's range)
-            if in_position:
-                in_position = _has_position(cols, state)
-            net = 0.0
-            for c in cols:
-                net += state[QTY, c]
-            low_first = _low_first(intrabar, open_[i], close[i], _sign(net))
-            has_mark = not (np.isnan(mark_low[i]) or np.isnan(mark_high[i]) or np.isnan(mark_close[i]))
-            ml, mh = (mark_low[i], mark_high[i]) if has_mark else (low[i], high[i])
-            mc = mark_close[i] if has_mark else close[i]
-            x1, x2 = (low[i], high[i]) if low_first else (high[i], low[i])
-            y1, y2 = (ml, mh) if low_first else (mh, ml)
-            if in_position and _bar_is_quiet(cols, g, state, wallet, margin_mode, low[i], high[i],
-                                             ml, mh, t_max, t_mmr, t_cum):
-                _move_peaks(cols, state, low[i], high[i])
-            elif in_position:
-                _walk_bar(cols, g, i, open_[i], x1, x2, close[i], mo, y1, y2, mc, state, wallet,
-                          margin_mode, fees, slippage, depth, liq_fee_rate, t_max, t_mmr, t_cum,
-                          entry_margin, orders, trades, liqs, counts)
-
-            # 5. orders at the close
-            if not wiped and wallet[g] <= WIPED_EQUITY_FRACTION * init_cash[g]:
-                wiped = _is_wiped(cols, g, state, wallet, init_cash)
-            if timing == Timing.close and not wiped:
-                acted = False
-                for c in cols:
-                    if state[STOP_BAR, c] != i and (
-                            flex_nb(entries, i, c) or flex_nb(exits, i, c)
-                            or flex_nb(short_entries, i, c) or flex_nb(short_exits, i, c)):
-                        acted = True
-                        _signals(c, cols, g, i, i, close[i], state, wallet, entries, exits,
-                                 short_entries, short_exits, size, size_type, sl_stop, tp_stop,
-                                 trail_stop, sl_price, tp_price, leverage, fees, slippage, depth,
-                                 vol, t_max, t_mmr, t_cum, t_maxlev, margin_mode, entry_margin,
-                                 orders, trades, counts)
-                if acted and _has_position(cols, state):  # the close as a point of the path
-                    _walk_segment(cols, g, i, close[i], close[i], mc, mc, state, wallet,
-                                  margin_mode, fees, slippage, depth, liq_fee_rate, t_max, t_mmr,
-                                  t_cum, entry_margin, orders, trades, liqs, counts)
-
-            # 6. mark to market
-            in_position = _has_position(cols, state) if timing == Timing.close else in_position
-            equity = _equity(cols, g, state, wallet, close[i], margin_mode) if in_position \
-                else max(wallet[g], 0.0)
-            equity_out[i, g] = equity
-            if per_bar:
-                wallet_out[i, g] = wallet[g]
-                exposure, maintenance, balance = 0.0, 0.0, 0.0
-                for c in cols:
-                    q = state[QTY, c]
-                    position_out[i, c] = q
-                    margin_out[i, c] = state[MARGIN, c] if q != 0.0 else 0.0
-                    if q != 0.0:
-                        exposure += abs(q) * close[i]
-                        mmr, cum = _mm_terms(abs(q), mc, t_max, t_mmr, t_cum)
-                        maintenance += abs(q) * mc * mmr - cum
-                        balance += q * (mc - state[ENTRY, c])
-                balance += _collateral(g, cols, state, wallet, margin_mode) if exposure > 0 else 0.0
-                leverage_out[i, g] = exposure / equity if equity > 0.0 else (np.inf if exposure > 0 else 0.0)
-                ratio_out[i, g] = (maintenance / balance if balance > 0.0 else np.inf) if exposure > 0 else 0.0
-
-        trades = grow_nb(trades, counts[TRADES] + m)
-        _mark_open_positions(cols, g, n - 1, close[n - 1], state, wallet, margin_mode,
-                             entry_margin, trades, counts)
-
-    return (equity_out, wallet_out, position_out, margin_out, leverage_out, ratio_out,
-            orders[: counts[ORDERS]], trades[: counts[TRADES]], liqs[: counts[LIQS]],
-            funds[: counts[FUNDS]])
+N_STATS = N_ACCOUNT_STATS
+N_COLSTATS = N_COLUMN_STATS

@@ -104,3 +104,108 @@ funding_dt = np.dtype([
     ("col", np.int32), ("bar", np.int32), ("qty", np.float64), ("price", np.float64),
     ("rate", np.float64), ("payment", np.float64),
 ])
+
+
+# ----- kernel inputs: arrays grouped by what they describe ------------------------------------------
+# K instruments, n bars, C columns (legs), G accounts. Per-instrument series are (K, n) C-ordered;
+# per-column parameters are (C or 1, n or 1) C-ordered (a length-1 axis broadcasts).
+
+
+class MarketArrays(NamedTuple):
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    mark_open: np.ndarray  # NaN where the mark series does not cover the bar
+    mark_high: np.ndarray
+    mark_low: np.ndarray
+    mark_close: np.ndarray
+    funding: np.ndarray  # rate charged at the bar's open; NaN for none
+    depth: np.ndarray  # 2% depth in USD (both sides); NaN for unknown
+    vol: np.ndarray  # annualized realized volatility up to the bar (target_vol sizing)
+    first_bar: np.ndarray  # (K,) first bar an instrument trades (listed later: not before)
+    last_bar: np.ndarray  # (K,) last bar it trades
+
+
+class TierArrays(NamedTuple):
+    start: np.ndarray  # (K,) offset of each instrument's brackets in the arrays below
+    count: np.ndarray  # (K,)
+    max_notional: np.ndarray
+    mmr: np.ndarray
+    cum: np.ndarray
+    max_leverage: np.ndarray
+
+
+class SignalArrays(NamedTuple):
+    entries: np.ndarray
+    exits: np.ndarray
+    short_entries: np.ndarray
+    short_exits: np.ndarray
+
+
+class OrderArrays(NamedTuple):
+    size: np.ndarray
+    sl_stop: np.ndarray
+    tp_stop: np.ndarray
+    trail_stop: np.ndarray
+    sl_price: np.ndarray
+    tp_price: np.ndarray
+    fees: np.ndarray
+    slippage: np.ndarray
+    leverage: np.ndarray
+
+
+class Layout(NamedTuple):
+    col_instrument: np.ndarray  # (C,) the instrument each column trades
+    col_order: np.ndarray  # (C,) columns sorted by account
+    group_start: np.ndarray  # (G,) each account's first position in col_order
+    group_len: np.ndarray  # (G,)
+    init_cash: np.ndarray  # (G,)
+
+
+class _AccountStat(NamedTuple):
+    """Statistics each account accumulates bar by bar (stats() reads them; O(accounts) memory)."""
+
+    bars: int = 0
+    mean: int = 1  # Welford mean of the bar returns
+    m2: int = 2  # Welford sum of squared deviations
+    downside_sq: int = 3  # Σ min(r, 0)²
+    growth: int = 4  # Π (1 + r)
+    last_equity: int = 5
+    peak: int = 6  # drawdowns as vectorbt records them: running peak, its bar, the valley
+    peak_bar: int = 7
+    in_drawdown: int = 8
+    valley: int = 9
+    max_drawdown: int = 10  # ≤ 0, NaN before any drawdown
+    max_drawdown_bars: int = 11
+    exposed_bars: int = 12
+    max_leverage: int = 13
+    worst_margin_ratio: int = 14
+    trades: int = 15  # closed trades (not the ones still open at the end)
+    wins: int = 16
+    gross_profit: int = 17
+    gross_loss: int = 18
+    pnl: int = 19
+    liquidations: int = 20
+    funding: int = 21
+    fees: int = 22
+    shortfall: int = 23
+    rejected: int = 24
+    final_wallet: int = 25
+
+
+class _ColumnStat(NamedTuple):
+    """What each column (an instrument's leg of an account) adds up, for per-instrument tables."""
+
+    pnl: int = 0  # net, trades still open at the end included
+    fees: int = 1
+    funding: int = 2
+    liquidations: int = 3
+    exposed_bars: int = 4
+    trades: int = 5
+
+
+AccountStat = _AccountStat()
+ColumnStat = _ColumnStat()
+N_ACCOUNT_STATS = len(AccountStat)
+N_COLUMN_STATS = len(ColumnStat)

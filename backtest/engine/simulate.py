@@ -65,6 +65,8 @@ plain-Python model of the account on thousands of random scenarios
 from __future__ import annotations
 
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,18 +75,25 @@ import pandas as pd
 from backtest.data.validate import DEFAULT_MAX_FUNDING_RATE
 from backtest.engine.coerce import by_index, signal
 from backtest.engine.margin import TIERS_DIR, flat_tiers, load_tiers, resolve_tiers
-from backtest.engine.nb import simulate_nb
+from backtest.engine.nb import simulate_accounts_nb
 from backtest.engine.records import (
     DEFAULT_LIQUIDATION_FEE,
     DEFAULT_MAX_LEVERAGE,
     DEFAULT_MMR,
     FUNDING_INTERVAL_HOURS,
+    N_ACCOUNT_STATS,
+    N_COLUMN_STATS,
     Intrabar,
+    Layout,
     MarginMode,
+    MarketArrays,
+    OrderArrays,
+    SignalArrays,
     SizeType,
+    TierArrays,
     Timing,
 )
-from backtest.market import require_market
+from backtest.market import Market
 
 SIGNAL_ARGS = ("entries", "exits", "short_entries", "short_exits")
 FLOAT_ARGS = ("size", "sl_stop", "tp_stop", "trail_stop", "sl_price", "tp_price", "fees", "slippage")
@@ -92,6 +101,7 @@ PER_COLUMN_ARGS = ("leverage",)
 COST_ARGS = ("fees", "slippage")
 DAYS_PER_YEAR = 365
 DEFAULT_VOL_WINDOW_DAYS = 30
+CHUNK_COLUMN_BARS = 20_000_000  # about 20-100 ms of kernel work per thread task
 
 
 def _enum(name: str, value, enum) -> int:
@@ -195,48 +205,53 @@ def _column_index(args: dict, columns, n_bars) -> pd.Index:
     return pd.RangeIndex(n_cols)
 
 
-def _tiers(market, tiers, mmr) -> pd.DataFrame:
-    if tiers is not None and mmr is not None:
-        raise ValueError("give either mmr (a flat maintenance rate) or tiers, not both")
+def _one_table(symbol, tiers, mmr) -> tuple[pd.DataFrame, str]:
+    """The tier table in force for one instrument, and its name for messages."""
     if mmr is not None:
         if not (np.isscalar(mmr) and 0.0 <= float(mmr) < 1.0):
             raise ValueError(f"mmr must be a number in [0, 1), got {mmr!r}")
-        return flat_tiers(float(mmr))
+        return flat_tiers(float(mmr)), f"flat mmr {mmr}"
     if tiers is None:
-        shipped = market.symbol and (TIERS_DIR / f"{str(market.symbol).upper()}.json").is_file()
-        return load_tiers(market.symbol) if shipped else flat_tiers(DEFAULT_MMR)
-    return resolve_tiers(tiers)
+        shipped = symbol and (TIERS_DIR / f"{str(symbol).upper()}.json").is_file()
+        if shipped:
+            return load_tiers(symbol), str(symbol).upper()
+        return flat_tiers(DEFAULT_MMR), f"default: flat mmr {DEFAULT_MMR}, up to {DEFAULT_MAX_LEVERAGE:g}x"
+    return resolve_tiers(tiers), (tiers if isinstance(tiers, str) else "custom")
 
 
-def _tiers_name(market, tiers, mmr) -> str:
-    if isinstance(tiers, str):
-        return tiers
-    if tiers is not None:
-        return "custom"
-    if mmr is not None:
-        return f"flat mmr {mmr}"
-    shipped = market.symbol and (TIERS_DIR / f"{str(market.symbol).upper()}.json").is_file()
-    return str(market.symbol).upper() if shipped else \
-        f"default: flat mmr {DEFAULT_MMR}, up to {DEFAULT_MAX_LEVERAGE:g}x"
+def _tier_tables(markets, tiers, mmr) -> tuple[list[pd.DataFrame], list[str]]:
+    """One table per instrument: ``tiers`` may be one table for all or a dict by symbol."""
+    if tiers is not None and mmr is not None:
+        raise ValueError("give either mmr (a flat maintenance rate) or tiers, not both")
+    if isinstance(tiers, dict):
+        unknown = set(tiers) - set(markets.symbols)
+        if unknown:
+            raise ValueError(f"tiers names {sorted(unknown)[0]!r}, which is not among the "
+                             f"instruments ({', '.join(markets.symbols)})")
+        pairs = [_one_table(symbol, tiers.get(symbol), None) for symbol in markets.symbols]
+    else:
+        pairs = [_one_table(symbol, tiers, mmr) for symbol in markets.symbols]
+    return [table for table, _ in pairs], [name for _, name in pairs]
 
 
-def _funding_rates(market, funding) -> np.ndarray:
+def _funding_rates(market, index: pd.DatetimeIndex, freq: pd.Timedelta, funding) -> np.ndarray:
+    """Rates charged at each bar's open on ``index``: the market's own series, or a constant
+    rate at every 8-hour funding time (00, 08, 16 UTC) the bar holds; NaN for none."""
     if funding is False or funding is None:
-        return np.empty(0)
+        return np.full(len(index), np.nan)
     if funding is True:
         if market.funding is None:
-            return np.empty(0)
-        return market.funding.to_numpy(dtype=float)
+            return np.full(len(index), np.nan)
+        return market.funding.reindex(index).to_numpy(dtype=float)
     if isinstance(funding, bool) or not isinstance(funding, numbers.Real) or not np.isfinite(funding):
         raise ValueError(f"funding must be True, False or a constant rate per 8 h, got {funding!r}")
     if abs(funding) > DEFAULT_MAX_FUNDING_RATE:
         raise ValueError(f"funding={funding!r}: a constant rate per 8 h must be within "
                          f"±{DEFAULT_MAX_FUNDING_RATE} (rates are fractions: 0.0001 = 0.01%), as "
                          "for funding files")
-    # funding times are the multiples of 8 h (00, 08, 16 UTC); count those in each bar
     interval = pd.Timedelta(hours=FUNDING_INTERVAL_HOURS).value
-    opens = market.index.as_unit("ns").asi8
-    nexts = np.append(opens[1:], opens[-1] + market.freq.value)
+    opens = index.as_unit("ns").asi8
+    nexts = np.append(opens[1:], opens[-1] + freq.value)
     events = -(-nexts // interval) - (-(-opens // interval))
     return np.where(events > 0, float(funding) * events, np.nan)
 
@@ -249,33 +264,75 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return view
 
 
-def _bars(values, dtype=np.float64) -> np.ndarray:
-    """A contiguous 1-D array."""
-    return np.ascontiguousarray(np.asarray(values, dtype=dtype))
+def _rows(rows, dtype=np.float64) -> np.ndarray:
+    """Per-instrument series stacked as a C-contiguous (instruments, bars) array."""
+    return np.ascontiguousarray(np.vstack([np.asarray(r, dtype=dtype) for r in rows]))
 
 
-def _realized_vol(market, window) -> np.ndarray:
-    bar = market.freq
-    periods_per_year = pd.Timedelta(days=DAYS_PER_YEAR) / bar if bar > pd.Timedelta(0) else np.nan
+def _realized_vol(close: pd.Series, freq: pd.Timedelta, window) -> np.ndarray:
+    periods_per_year = pd.Timedelta(days=DAYS_PER_YEAR) / freq if freq > pd.Timedelta(0) else np.nan
     if window is None:
-        window = max(int(pd.Timedelta(days=DEFAULT_VOL_WINDOW_DAYS) / bar), 2) if bar > pd.Timedelta(0) else 2
-    log_returns = np.log(market.close).diff()
+        window = max(int(pd.Timedelta(days=DEFAULT_VOL_WINDOW_DAYS) / freq), 2) if freq > pd.Timedelta(0) else 2
+    log_returns = np.log(close).diff()
     return (log_returns.rolling(window).std() * np.sqrt(periods_per_year)).to_numpy()
 
 
+def _column_instruments(markets, columns: pd.Index, instruments) -> np.ndarray:
+    """The instrument index of each column: from ``instruments`` (one symbol per column, or one
+    for all), else from the column labels (a label, or a MultiIndex level, naming a symbol)."""
+    symbols = markets.symbols
+    if len(symbols) == 1 and instruments is None:
+        return np.zeros(len(columns), dtype=np.int64)
+    if instruments is None:
+        candidates = [columns] if not isinstance(columns, pd.MultiIndex) else \
+            [columns.get_level_values(level) for level in range(columns.nlevels)]
+        for labels in reversed(candidates):
+            names = [str(label) for label in labels]
+            if all(name in symbols for name in names):
+                instruments = names
+                break
+        else:
+            raise ValueError(f"with several instruments ({', '.join(symbols)}) each column must "
+                             "name its instrument: label the columns (or a level of them) with "
+                             "the symbols, or pass instruments=[...] one per column")
+    names = [str(instruments)] * len(columns) if isinstance(instruments, str) else \
+        [str(name) for name in instruments]
+    if len(names) != len(columns):
+        raise ValueError(f"instruments has {len(names)} entries for {len(columns)} columns")
+    unknown = [name for name in names if name not in symbols]
+    if unknown:
+        raise ValueError(f"instrument {unknown[0]!r} is not in the markets ({', '.join(symbols)})")
+    return np.asarray([symbols.index(name) for name in names], dtype=np.int64)
+
+
 def _groups(group_by, n_cols, columns):
-    """(col_order, group_start, group_len, group labels)."""
+    """(col_order, group_start, group_len, group labels): ``group_by`` is None/False (each
+    column its own account), True (one account), one label per column, or level name(s) of
+    MultiIndex columns (columns sharing those levels' values share an account)."""
     if group_by is None or group_by is False:
         order = np.arange(n_cols)
         return order, order.copy(), np.ones(n_cols, dtype=np.int64), columns
-    labels = np.zeros(n_cols, dtype=np.int64) if group_by is True else None
-    names = pd.Index(["group"]) if group_by is True else None
-    if labels is None:
-        values = np.asarray(group_by)
-        if values.shape != (n_cols,):
-            raise ValueError(f"group_by must give one label per column ({n_cols}), got shape {values.shape}")
-        labels, names = pd.factorize(values)
-        names = pd.Index(names, name="group")
+    if group_by is True:
+        labels, names = np.zeros(n_cols, dtype=np.int64), pd.Index(["account"])
+    else:
+        levels = [group_by] if isinstance(group_by, str | int) and not isinstance(group_by, bool) else None
+        if isinstance(group_by, list | tuple) and all(isinstance(v, str) for v in group_by) \
+                and isinstance(columns, pd.MultiIndex) and set(group_by) <= set(columns.names):
+            levels = list(group_by)
+        if levels is not None and isinstance(columns, pd.MultiIndex) and set(levels) <= set(columns.names):
+            keys = columns.droplevel([n for n in columns.names if n not in levels])
+            labels, names = pd.factorize(keys)
+            names = keys[np.unique(labels, return_index=True)[1]]
+        elif levels is not None and isinstance(group_by, str) and columns.name == group_by:
+            labels, names = pd.factorize(columns)
+            names = pd.Index(names, name=group_by)
+        else:
+            values = np.asarray(group_by)
+            if values.shape != (n_cols,):
+                raise ValueError(f"group_by must be True, one label per column ({n_cols}) or level "
+                                 f"name(s) of the columns, got {group_by!r}")
+            labels, names = pd.factorize(values)
+            names = pd.Index(names, name="account")
     order = np.argsort(labels, kind="stable")
     counts = np.bincount(labels, minlength=len(names))
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -284,35 +341,37 @@ def _groups(group_by, n_cols, columns):
 
 @dataclass(frozen=True)
 class _Call:
-    """Validated arguments of one simulate call (what the kernel and Result need)."""
+    """Validated enum arguments of one simulate call."""
 
     size_type: int
     margin_mode: int
     timing: int
     intrabar: int
     liquidation_fee: float
-    tiers: pd.DataFrame
 
 
-def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table, tiers_name,
-              leverage, size, sl_stop, sl_price) -> _Call:
+def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables, table_names,
+              col_instrument, leverage, size, sl_stop, sl_price) -> _Call:
     call = _Call(_enum("size_type", size_type, SizeType), _enum("margin_mode", margin_mode, MarginMode),
                  _enum("timing", timing, Timing), _enum("intrabar", intrabar, Intrabar),
-                 float(liquidation_fee), tiers_table)
+                 float(liquidation_fee))
     if not np.all(np.isfinite(leverage)) or np.any(leverage <= 0):
         raise ValueError(f"leverage must be positive and finite, got {np.unique(leverage)[:5]}")
-    top = float(tiers_table["max_leverage"].max())
-    highest = float(np.max(leverage))
-    if highest > top:
-        raise ValueError(f"leverage {highest} is above the maximum {top:g} the tier table in force "
-                         f"({tiers_name}) allows")
-    # the smallest bracket's rate must leave room: at 1/leverage of margin, mmr ≥ 1/leverage
-    # would be liquidated on entry
-    entry_mmr = float(tiers_table["mmr"].iloc[0])
-    if entry_mmr >= 1.0 / highest:
-        raise ValueError(f"leverage {highest} is too high for the tiers ({tiers_name}): mmr "
-                         f"{entry_mmr:g} must be below 1 / leverage ({1.0 / highest:.4g}), or the "
-                         "position would be liquidated on entry")
+    per_column = np.broadcast_to(leverage.max(axis=1), col_instrument.shape)
+    for k, (table, name) in enumerate(zip(tables, table_names, strict=True)):
+        used = per_column[col_instrument == k]
+        if not len(used):
+            continue
+        highest = float(used.max())
+        top = float(table["max_leverage"].max())
+        if highest > top:
+            raise ValueError(f"leverage {highest} is above the maximum {top:g} the tier table in "
+                             f"force ({name}) allows")
+        entry_mmr = float(table["mmr"].iloc[0])
+        if entry_mmr >= 1.0 / highest:
+            raise ValueError(f"leverage {highest} is too high for the tiers ({name}): mmr "
+                             f"{entry_mmr:g} must be below 1 / leverage ({1.0 / highest:.4g}), or "
+                             "the position would be liquidated on entry")
     if np.isnan(size).any():
         raise ValueError("size contains NaN; use 0 for no order")
     if np.any(size < 0):
@@ -324,17 +383,140 @@ def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_t
     return call
 
 
+def _market_arrays(markets, funding, depth_impact, vol_window, need_vol) -> MarketArrays:
+    index, freq = markets.index, markets.freq
+    rows: dict[str, list] = {name: [] for name in MarketArrays._fields[:-2]}
+    nan_bars = np.full(len(index), np.nan)
+    for symbol in markets.symbols:
+        market = markets[symbol]
+        aligned = markets.aligned(symbol)
+        for column in ("open", "high", "low", "close"):
+            rows[column].append(aligned[column].to_numpy(dtype=float))
+        mark = markets.series(symbol, "mark")
+        for column in ("open", "high", "low", "close"):
+            rows[f"mark_{column}"].append(nan_bars if mark is None else mark[column].to_numpy(dtype=float))
+        rows["funding"].append(_funding_rates(market, index, freq, funding))
+        depth = markets.series(symbol, "depth") if depth_impact else None
+        rows["depth"].append(nan_bars if depth is None else depth.to_numpy(dtype=float))
+        rows["vol"].append(_realized_vol(aligned["close"], freq, vol_window) if need_vol else nan_bars)
+    return MarketArrays(**{name: _rows(values) for name, values in rows.items()},
+                        first_bar=markets.first_bar.copy(), last_bar=markets.last_bar.copy())
+
+
+def _tier_arrays(tables) -> TierArrays:
+    counts = np.asarray([len(table) for table in tables], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    stacked = pd.concat(tables, ignore_index=True)
+    return TierArrays(starts, counts, *(np.ascontiguousarray(stacked[c].to_numpy(float)) for c in
+                                         ("max_notional", "mmr", "maintenance_amount", "max_leverage")))
+
+
+def _frozen(group):
+    """A named tuple of read-only arrays (one numba signature)."""
+    return type(group)(*(_readonly(a) if isinstance(a, np.ndarray) else a for a in group))
+
+
+@dataclass
+class KernelRun:
+    """What the kernel produced for every account: statistics always; records and per-bar
+    series when kept (``None`` otherwise)."""
+
+    account_stats: np.ndarray  # (G, N_ACCOUNT_STATS)
+    column_stats: np.ndarray  # (C, N_COLUMN_STATS), indexed by column
+    records: tuple | None  # orders, trades, liquidations, funding
+    per_bar: dict | None  # equity, wallet, leverage, ratio (G, n); position, margin (C, n) by column
+
+
+@dataclass
+class KernelCall:
+    """Everything a kernel run needs, ready to run again (the Result replays it on demand)."""
+
+    mk: MarketArrays
+    tiers: TierArrays
+    sg: SignalArrays
+    od: OrderArrays
+    lay: Layout
+    call: _Call
+    n_jobs: int | None = None
+    chunk_size: int | None = None
+
+    def run(self, *, keep_records: bool, per_bar: bool) -> KernelRun:
+        """Run every account, in chunks on threads when there are many (each account on its
+        own, so the result is the same whatever the chunking)."""
+        n_bars = self.mk.open.shape[1]
+        n_accounts, n_cols = len(self.lay.group_start), len(self.lay.col_order)
+        kept = n_bars if per_bar else 0
+        acc = np.zeros((n_accounts, N_ACCOUNT_STATS))
+        colacc = np.zeros((n_cols, N_COLUMN_STATS))
+        # in the kernel's order: equity, wallet (accounts), position, margin (columns),
+        # effective leverage, margin ratio (accounts)
+        outputs = [np.zeros((n_accounts, kept)), np.zeros((n_accounts, kept)),
+                   np.zeros((n_cols, kept)), np.zeros((n_cols, kept)),
+                   np.zeros((n_accounts, kept)), np.zeros((n_accounts, kept))]
+        bounds = chunk_bounds(self.lay.group_len, n_bars, self.chunk_size, self.n_jobs)
+        c = self.call
+
+        def one(chunk):
+            return simulate_accounts_nb(
+                self.mk, self.tiers, self.sg, self.od, self.lay, c.size_type, c.margin_mode,
+                c.timing, c.intrabar, c.liquidation_fee, chunk[0], chunk[1], keep_records,
+                per_bar, acc, colacc, *outputs)
+
+        workers = self.n_jobs or os.cpu_count() or 1
+        if len(bounds) == 1 or workers == 1:
+            parts = [one(chunk) for chunk in bounds]
+        else:
+            with ThreadPoolExecutor(max_workers=min(workers, len(bounds))) as pool:
+                parts = list(pool.map(one, bounds))
+        records = tuple(np.concatenate([part[k] for part in parts]) for k in range(4)) \
+            if keep_records else None
+        per_bar_out = None
+        if per_bar:
+            equity, wallet, position, margin, leverage, ratio = outputs
+            by_column = np.empty(n_cols, dtype=np.int64)
+            by_column[self.lay.col_order] = np.arange(n_cols)
+            per_bar_out = {"equity": equity, "wallet": wallet, "effective_leverage": leverage,
+                           "margin_ratio": ratio, "position": position[by_column],
+                           "margin": margin[by_column]}
+        return KernelRun(acc, colacc, records, per_bar_out)
+
+
+def chunk_bounds(group_len, n_bars, chunk_size=None, n_jobs=None) -> list[tuple[int, int]]:
+    """Account ranges for the threads: about ``CHUNK_COLUMN_BARS`` column-bars each, at least
+    four chunks per worker when there is enough work; one chunk for small runs."""
+    n_accounts = len(group_len)
+    if chunk_size is None:
+        work = int(np.sum(group_len)) * n_bars
+        workers = n_jobs or os.cpu_count() or 1
+        if work <= CHUNK_COLUMN_BARS or workers == 1:
+            return [(0, n_accounts)]
+        chunk_size = max(1, min(-(-n_accounts // (4 * workers)),
+                                CHUNK_COLUMN_BARS // max(n_bars, 1)))
+    return [(start, min(start + chunk_size, n_accounts)) for start in range(0, n_accounts, chunk_size)]
+
+
 def simulate(market, *, entries=None, exits=None, short_entries=None, short_exits=None, size=1.0,
              size_type="equity", leverage=1.0, margin_mode="isolated", sl_stop=None, tp_stop=None,
              trail_stop=None, sl_price=None, tp_price=None, fees=0.0, slippage=0.0,
              timing="next_open", init_cash=10_000.0, mmr=None, tiers=None,
              liquidation_fee=DEFAULT_LIQUIDATION_FEE, funding=True, intrabar="auto", group_by=None,
-             depth_impact=True, columns=None, per_bar=True, vol_window=None):
-    """Simulate leveraged perpetual-futures accounts on ``market``; returns a :class:`Result`.
+             depth_impact=True, columns=None, instruments=None, per_bar=None, vol_window=None,
+             n_jobs=None, chunk_size=None):
+    """Simulate leveraged perpetual-futures accounts; returns a :class:`Result`.
 
-    Array arguments broadcast against (bars × columns) like vectorbt: a scalar, one value per
-    bar (1-D or Series), or a (bars × columns) array/DataFrame; ``leverage`` and ``init_cash``
-    take one value per column as 1-D. See the module docstring for the semantics.
+    ``market`` is a :class:`Market` or :class:`Markets` (several instruments on one clock). Array
+    arguments broadcast against (bars × columns) like vectorbt: a scalar, one value per bar
+    (1-D or Series), or a (bars × columns) array/DataFrame; ``leverage`` and ``init_cash`` take
+    one value per column (per account for ``init_cash``) as 1-D. With several instruments each
+    column names its instrument — by its label, a level of MultiIndex columns, or
+    ``instruments=[...]`` — and ``group_by`` puts columns in one account (``True``, one label per
+    column, or the names of column levels such as the parameters of a grid). ``tiers`` may be a
+    dict by symbol.
+
+    ``per_bar``: ``None`` (default) keeps the records and statistics and computes per-bar series
+    (equity, positions...) when first asked for; ``True`` keeps them now; ``False`` keeps only
+    the statistics (O(accounts) memory: sweeps). Accounts run in chunks on ``n_jobs`` threads
+    (default: every core); the result does not depend on the chunking.
 
     >>> import backtest, numpy as np
     >>> market = backtest.load(backtest.sample_path("BTCUSDT"))[:2000]      # doctest: +SKIP
@@ -342,8 +524,12 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     >>> result = backtest.simulate(market, entries=entries, leverage=10)    # doctest: +SKIP
     >>> result.liquidations                                                  # doctest: +SKIP
     """
-    market = require_market(market)
-    index = market.index
+    from backtest.markets import as_markets
+    from backtest.result import Result
+
+    single = market if isinstance(market, Market) else None
+    markets = as_markets(market)
+    index = markets.index
     n_bars = len(index)
     if n_bars < 2:
         raise ValueError(f"market has {n_bars} bar(s): a simulation needs at least 2 (one bar has "
@@ -356,6 +542,7 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
             "slippage": slippage, "leverage": leverage}
     column_index = _column_index(args, columns, n_bars)
     n_cols = len(column_index)
+    col_instrument = _column_instruments(markets, column_index, instruments)
     flex = {name: _flex(name, args[name], index, n_cols, bool, False) for name in SIGNAL_ARGS}
     for name in FLOAT_ARGS:
         flex[name] = _flex(name, args[name], index, n_cols, float,
@@ -363,39 +550,28 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     flex["leverage"] = _flex("leverage", leverage, index, n_cols, float, 1.0, per_column=True)
     _check_fractions(flex)
 
-    tiers_table = _tiers(market, tiers, mmr)
-    tiers_name = _tiers_name(market, tiers, mmr)
-    call = _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tiers_table,
-                     tiers_name, flex["leverage"], flex["size"], flex["sl_stop"], flex["sl_price"])
+    tables, table_names = _tier_tables(markets, tiers, mmr)
+    call = _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables,
+                     table_names, col_instrument, flex["leverage"], flex["size"], flex["sl_stop"],
+                     flex["sl_price"])
     col_order, group_start, group_len, group_index = _groups(group_by, n_cols, column_index)
-    if np.any(group_len > 1) and call.margin_mode != MarginMode.cross:
-        raise ValueError("group_by shares one wallet between columns: it needs margin_mode='cross'")
-    cash = np.broadcast_to(np.asarray(init_cash, dtype=float), (len(group_start),)) \
-        if np.ndim(init_cash) == 0 or len(np.atleast_1d(init_cash)) == len(group_start) else None
+    n_accounts = len(group_start)
+    cash = np.broadcast_to(np.asarray(init_cash, dtype=float), (n_accounts,)) \
+        if np.ndim(init_cash) == 0 or len(np.atleast_1d(init_cash)) == n_accounts else None
     if cash is None or not np.all(np.isfinite(cash)) or np.any(cash <= 0):
-        raise ValueError(f"init_cash must be positive, one value or one per account ({len(group_start)})")
+        raise ValueError(f"init_cash must be positive, one value or one per account ({n_accounts})")
 
-    nan_bars = np.full(n_bars, np.nan)
-    mark = market.mark
-    mark_arrays = [_bars(mark[c]) if mark is not None else nan_bars for c in
-                   ("open", "high", "low", "close")]
-    depth = _bars(market.depth) if depth_impact and market.depth is not None else nan_bars
-    vol = _realized_vol(market, vol_window) if call.size_type == SizeType.target_vol else nan_bars
-
-    inputs = (
-        _bars(market.open), _bars(market.high), _bars(market.low), _bars(market.close),
-        *mark_arrays, _bars(_funding_rates(market, funding)), depth, _bars(vol),
-        flex["entries"], flex["exits"], flex["short_entries"], flex["short_exits"], flex["size"],
-        flex["sl_stop"], flex["tp_stop"], flex["trail_stop"], flex["sl_price"], flex["tp_price"],
-        flex["leverage"], flex["fees"], flex["slippage"], _bars(cash),
-        _bars(col_order, np.int64), _bars(group_start, np.int64), _bars(group_len, np.int64),
-        *(_bars(tiers_table[c]) for c in ("max_notional", "mmr", "maintenance_amount",
-                                          "max_leverage")),
-        call.size_type, call.margin_mode, call.timing, call.intrabar, call.liquidation_fee,
-        bool(per_bar),
-    )
-    out = simulate_nb(*(_readonly(a) if isinstance(a, np.ndarray) else a for a in inputs))
-    from backtest.result import Result
+    kernel = KernelCall(
+        mk=_frozen(_market_arrays(markets, funding, depth_impact, vol_window,
+                                  call.size_type == SizeType.target_vol)),
+        tiers=_frozen(_tier_arrays(tables)),
+        sg=_frozen(SignalArrays(*(flex[name] for name in SIGNAL_ARGS))),
+        od=_frozen(OrderArrays(*(flex[name] for name in OrderArrays._fields))),
+        lay=_frozen(Layout(col_instrument, col_order.astype(np.int64),
+                           np.asarray(group_start, np.int64), np.asarray(group_len, np.int64),
+                           np.ascontiguousarray(cash, dtype=float))),
+        call=call, n_jobs=n_jobs, chunk_size=chunk_size)
+    run = kernel.run(keep_records=per_bar is not False, per_bar=per_bar is True)
 
     settings = {
         "leverage": leverage if np.isscalar(leverage) else list(np.ravel(flex["leverage"])),
@@ -403,8 +579,10 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
         "slippage": slippage if np.isscalar(slippage) else "varies", "funding": funding,
         "timing": timing, "intrabar": intrabar, "size": size if np.isscalar(size) else "varies",
         "size_type": size_type, "init_cash": init_cash,
-        "tiers": tiers_name,
-        "liquidation_fee": call.liquidation_fee, "depth_impact": bool(depth_impact and market.depth is not None),
+        "tiers": table_names[0] if len(set(table_names)) == 1 else dict(zip(markets.symbols, table_names, strict=True)),
+        "liquidation_fee": call.liquidation_fee,
+        "depth_impact": bool(depth_impact and any(markets[s].depth is not None for s in markets)),
     }
-    return Result(market, column_index, group_index, col_order, group_start, group_len, cash,
-                  out, settings, grouped=group_by is not None and group_by is not False)
+    grouped = group_by is not None and group_by is not False
+    return Result(markets, single, column_index, group_index, col_instrument, col_order,
+                  group_start, group_len, cash, run, kernel, settings, grouped=grouped)

@@ -250,18 +250,22 @@ def check(seed: int, kind: str):
     ours = backtest.simulate(market, **kwargs)
     equity, wallet, position, rec = reference.run(inputs)
     scale = float(inputs.init_cash.max())
-    _same_records("orders", ours._orders, rec.orders, ORDER_FIELDS, scale)
-    _same_records("funding", ours._funding, rec.funding, FUNDING_FIELDS, scale)
-    _same_records("liquidations", ours._liquidations, rec.liquidations, LIQUIDATION_FIELDS, scale)
-    _same_records("trades", ours._trades, rec.trades, TRADE_FIELDS, scale)
-    np.testing.assert_allclose(ours._equity, equity, rtol=RTOL, atol=RTOL * scale, err_msg="equity")
-    np.testing.assert_allclose(ours._wallet, wallet, rtol=RTOL, atol=RTOL * scale, err_msg="wallet")
-    np.testing.assert_allclose(ours._position, position, rtol=RTOL, atol=RTOL * scale,
+    records = ours.records()
+    _same_records("orders", records.orders, rec.orders, ORDER_FIELDS, scale)
+    _same_records("funding", records.funding, rec.funding, FUNDING_FIELDS, scale)
+    _same_records("liquidations", records.liquidations, rec.liquidations, LIQUIDATION_FIELDS, scale)
+    _same_records("trades", records.trades, rec.trades, TRADE_FIELDS, scale)
+    np.testing.assert_allclose(ours.per_bar("equity"), equity, rtol=RTOL, atol=RTOL * scale,
+                               err_msg="equity")
+    np.testing.assert_allclose(ours.per_bar("wallet"), wallet, rtol=RTOL, atol=RTOL * scale,
+                               err_msg="wallet")
+    np.testing.assert_allclose(ours.per_bar("position"), position, rtol=RTOL, atol=RTOL * scale,
                                err_msg="position")
     # the accounting identity, exact to rounding: final equity = init + Σ trade pnl per account
+    trades = records.trades
     for g, cols in enumerate(inputs.groups):
-        pnl = ours._trades["pnl"][np.isin(ours._trades["col"], cols)].sum()
-        assert ours._equity[-1, g] == pytest.approx(inputs.init_cash[g] + pnl, rel=1e-9, abs=1e-6)
+        pnl = trades["pnl"][np.isin(trades["col"], cols)].sum()
+        assert ours.per_bar("equity")[-1, g] == pytest.approx(inputs.init_cash[g] + pnl, rel=1e-9, abs=1e-6)
     return ours, rec
 
 
@@ -278,12 +282,13 @@ def test_the_ci_scenarios_exercise_what_they_claim():
     for kind in KINDS:
         for seed in CI_SEEDS:
             ours, _ = check(seed, kind)
-            reasons |= set(ours._trades["exit_reason"].tolist())
-            rejected = ours._orders[ours._orders["status"] == 1]
+            records = ours.records()
+            reasons |= set(records.trades["exit_reason"].tolist())
+            rejected = records.orders[records.orders["status"] == 1]
             rejections |= set(rejected["reason"].tolist())
-            shortfalls += int((ours._trades["shortfall"] > 0).sum())
-            liquidations += len(ours._liquidations)
-            payments.extend(ours._funding["payment"].tolist())
+            shortfalls += int((records.trades["shortfall"] > 0).sum())
+            liquidations += len(records.liquidations)
+            payments.extend(records.funding["payment"].tolist())
     names = reference.REASONS
     assert {names.index(r) for r in ("signal", "stop_loss", "take_profit", "trailing_stop",
                                      "liquidation", "end")} <= reasons

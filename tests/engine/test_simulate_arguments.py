@@ -65,6 +65,14 @@ def test_market_must_be_a_market():
         backtest.simulate(pd.DataFrame({"close": [1.0]}), entries=[True])
 
 
-def test_grouping_needs_cross_margin(market):
-    with pytest.raises(ValueError, match="group_by shares one wallet"):
-        backtest.simulate(market, entries=np.zeros((N_BARS, 2), dtype=bool), group_by=True)
+def test_isolated_columns_can_share_one_wallet(market):
+    """An isolated account of two legs: each has its own margin, both draw on one wallet."""
+    entries = np.zeros((N_BARS, 2), dtype=bool)
+    entries[1, :] = True
+    result = backtest.simulate(market, entries=entries, size=0.5, group_by=True, funding=False,
+                               timing="close")
+    orders = result.orders
+    assert orders["status"].tolist() == ["filled", "filled"]
+    # the second leg sizes off what the first left available: half of the rest
+    first, second = (orders["qty"] * orders["price"]).tolist()
+    assert second == pytest.approx(first / 2, rel=1e-3)
