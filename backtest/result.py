@@ -107,15 +107,25 @@ class Result:
 
     # ----- kept or replayed ---------------------------------------------------------------------
 
-    def _full(self):
-        """Records and per-bar series, replaying the run if they were not kept."""
-        if self._run.per_bar is None or self._run.records is None:
+    def _full(self, need: str = "all"):
+        """Records and per-bar series, replaying the run for what was not kept: ``need`` is
+        "equity" (equity only), "records" or "all"."""
+        run = self._run
+        have_equity = run.per_bar is not None
+        have_all = have_equity and "position" in run.per_bar
+        missing = (need == "equity" and not have_equity) or (need == "records" and run.records is None) \
+            or (need == "all" and (not have_all or run.records is None))
+        if missing:
             if self._kernel is None:
                 raise ValueError("per-bar values and records were not kept (a stats-only sweep): "
                                  "run again with per_bar=True for these columns")
-            replay = self._kernel.run(keep_records=True, per_bar=True)
-            self._run.per_bar, self._run.records = replay.per_bar, replay.records
-        return self._run
+            from backtest.engine.nb import PER_BAR_ALL, PER_BAR_EQUITY
+
+            level = PER_BAR_EQUITY if need in ("equity", "records") and not have_all else PER_BAR_ALL
+            replay = self._kernel.run(keep_records=run.records is None, per_bar=level)
+            run.per_bar = replay.per_bar if not have_all else run.per_bar
+            run.records = run.records if run.records is not None else replay.records
+        return run
 
     def _wrap(self, values: np.ndarray, labels: pd.Index):
         if len(labels) == 1:
@@ -125,7 +135,7 @@ class Result:
     @property
     def equity(self):
         """Equity at each bar's close (wallet + unrealized PnL), quote currency."""
-        return self._wrap(self._full().per_bar["equity"], self.accounts)
+        return self._wrap(self._full("equity").per_bar["equity"], self.accounts)
 
     @property
     def wallet(self):
@@ -154,7 +164,8 @@ class Result:
     @property
     def returns(self):
         """Simple returns per bar; the first is relative to the initial cash."""
-        equity = pd.DataFrame(self._full().per_bar["equity"].T, index=self.index, columns=self.accounts)
+        equity = pd.DataFrame(self._full("equity").per_bar["equity"].T, index=self.index,
+                              columns=self.accounts)
         previous = equity.shift(1)
         previous.iloc[0] = self.init_cash.to_numpy()
         returns = (equity / previous - 1.0).where(previous > 0, 0.0)
@@ -166,11 +177,11 @@ class Result:
         """The raw record arrays (numpy structured arrays, dtypes in ``engine/records.py``, in the
         order the kernel wrote them: account by account, bar by bar), ``col`` being the column's
         position. The DataFrames below are built from these."""
-        return Records(*self._full().records)
+        return Records(*self._full("records").records)
 
     def per_bar(self, name: str) -> np.ndarray:
         """A per-bar array as (bars × accounts) or (bars × columns) numpy, without pandas."""
-        return self._full().per_bar[name].T
+        return self._full("equity" if name == "equity" else "all").per_bar[name].T
 
     def _times(self, bars) -> pd.DatetimeIndex:
         return self.index[np.asarray(bars, dtype=np.int64)]
@@ -185,7 +196,7 @@ class Result:
 
     @cached_property
     def orders(self) -> pd.DataFrame:
-        r = self._full().records[0]
+        r = self._full("records").records[0]
         return pd.DataFrame({
             "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
             "time": self._times(r["bar"]),
@@ -203,7 +214,7 @@ class Result:
         margin, or the wallet of a cross account with nothing else open) that the exchange's
         insurance fund bore, not the trader: ``pnl`` = price PnL + shortfall − fees − funding.
         """
-        r = self._full().records[1]
+        r = self._full("records").records[1]
         frame = pd.DataFrame({
             "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
             "entry_time": self._times(r["entry_bar"]), "exit_time": self._times(r["exit_bar"]),
@@ -218,7 +229,7 @@ class Result:
     @cached_property
     def liquidations(self) -> pd.DataFrame:
         """Liquidations: price, the trader's loss, the clearance fee, the insurance shortfall."""
-        r = self._full().records[2]
+        r = self._full("records").records[2]
         return pd.DataFrame({
             "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
             "time": self._times(r["bar"]),
@@ -230,7 +241,7 @@ class Result:
     @cached_property
     def funding(self) -> pd.DataFrame:
         """Funding payments; ``payment`` > 0 means the account paid."""
-        r = self._full().records[3]
+        r = self._full("records").records[3]
         return pd.DataFrame({
             "col": self._labels(r["col"]), **self._symbol_column(r["col"]),
             "time": self._times(r["bar"]), "qty": r["qty"],
@@ -254,8 +265,10 @@ class Result:
         bars = a[:, S.bars]
         ann = pd.Timedelta(DAYS_PER_YEAR) / self.freq if self.freq > pd.Timedelta(0) else np.nan
         with np.errstate(divide="ignore", invalid="ignore"):
-            std = np.where(bars >= 2, np.sqrt(a[:, S.m2] / (bars - 1.0)), np.nan)
-            mean = a[:, S.mean]
+            centred = a[:, S.sum_returns] / bars  # mean - shift
+            mean = a[:, S.shift] + centred
+            std = np.where(bars >= 2, np.sqrt(np.maximum(a[:, S.sum_squares] - bars * centred ** 2, 0.0)
+                                              / (bars - 1.0)), np.nan)
             downside = np.sqrt(a[:, S.downside_sq] / bars) * np.sqrt(ann)
             cagr = a[:, S.growth] ** (ann / bars) - 1.0
             max_dd = a[:, S.max_drawdown]

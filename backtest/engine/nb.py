@@ -75,6 +75,11 @@ RELATIVE_TOLERANCE = 1e-9  # rounding slack when checking that an order fits the
 # The most one bar can record per leg: a stop or liquidation at the open, a close and an open on
 # a signal, a stop or liquidation on the path, a liquidation at the close.
 ORDERS_PER_LEG_BAR, TRADES_PER_LEG_BAR, LIQS_PER_LEG_BAR = 6, 4, 3
+# What per-bar series to keep: none (statistics only), equity, or everything. Fresh memory is
+# slow to touch (page faults), so a sweep keeps as little as it is asked for.
+PER_BAR_NONE, PER_BAR_EQUITY, PER_BAR_ALL = 0, 1, 2
+# Bars run in blocks: record buffers grow between blocks, never inside the bar loop.
+BLOCK_BARS, BLOCK_LEG_BARS = 4096, 32768
 ACS, CLS = AccountStat, ColumnStat
 
 
@@ -563,12 +568,6 @@ def _signals(ctx, j, i, s_bar, ref, prices, sg, tiers, size_type):
         _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type)
 
 
-@njit(cache=True, inline="always")
-def _has_signal(sg, i, c):
-    return (flex_nb(sg.entries, i, c) or flex_nb(sg.exits, i, c)
-            or flex_nb(sg.short_entries, i, c) or flex_nb(sg.short_exits, i, c))
-
-
 # ----- the path ----------------------------------------------------------------------------------
 
 
@@ -667,91 +666,7 @@ def _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills):
     _move_peaks(legs, leg_slot, p1, p1)
 
 
-@njit(cache=True)
-def _bar_is_quiet(ctx, tiers, lows, highs, mlows, mhighs):
-    """True when nothing can trigger within the bar's ranges (the common case): no stop inside
-    any leg's traded range, and the account is above maintenance at the adverse corner of every
-    slot's mark range. Only the trailing peaks then move."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
-    for j in range(cols.shape[0]):
-        q = legs[QTY, j]
-        if q == 0.0:
-            continue
-        s = leg_slot[j]
-        low_i, high_i = lows[s], highs[s]
-        sl, tp, trail, peak = legs[SL, j], legs[TP, j], legs[TRAIL, j], legs[PEAK, j]
-        if q > 0.0:
-            if low_i <= sl or high_i >= tp or (trail > 0.0 and low_i <= max(peak, high_i) * (1.0 - trail)):
-                return False
-        else:
-            if high_i >= sl or low_i <= tp or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)):
-                return False
-    n_slots = slots.shape[1]
-    held, last = 0, -1
-    for s in range(n_slots):
-        if slots[S_Q, s] != 0.0:
-            held += 1
-            last = s
-    if cross and held > 1:
-        worst = wallet[0]
-        for s in range(n_slots):
-            if slots[S_Q, s] != 0.0:
-                k = slot_inst[s]
-                worst += min(_slot_value(slots, s, k, mlows[s], tiers),
-                             _slot_value(slots, s, k, mhighs[s], tiers))
-        return worst > 0.0
-    for s in range(n_slots):
-        q = slots[S_Q, s]
-        if q == 0.0 or (cross and s != last):
-            continue
-        collateral = wallet[0] if cross else slots[S_MARGIN, s]
-        level = _lp_cached(slots, s, slot_inst[s], collateral, tiers)
-        if (q > 0.0 and mlows[s] <= level) or (q < 0.0 and mhighs[s] >= level):
-            return False
-    return True
-
-
 # ----- statistics -----------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _accumulate(acc, i, n, equity, init_cash):
-    """Fold bar i's equity into the account's statistics (returns as Result.returns defines them;
-    drawdowns exactly as vectorbt records them on the equity series)."""
-    previous = init_cash if i == 0 else acc[ACS.last_equity]
-    r = equity / previous - 1.0 if previous > 0.0 else 0.0
-    count = acc[ACS.bars] + 1.0
-    delta = r - acc[ACS.mean]
-    acc[ACS.mean] += delta / count
-    acc[ACS.m2] += delta * (r - acc[ACS.mean])
-    acc[ACS.bars] = count
-    if r < 0.0:
-        acc[ACS.downside_sq] += r * r
-    acc[ACS.growth] *= 1.0 + r
-    acc[ACS.last_equity] = equity
-    # drawdowns (vectorbt's get_drawdowns_nb on the equity series)
-    if acc[ACS.in_drawdown] == 0.0:
-        if np.isnan(acc[ACS.peak]) or equity >= acc[ACS.peak]:
-            acc[ACS.peak], acc[ACS.peak_bar] = equity, i
-        else:
-            acc[ACS.in_drawdown], acc[ACS.valley] = 1.0, equity
-    elif equity >= acc[ACS.peak]:  # recovered
-        _close_drawdown(acc, i - (acc[ACS.peak_bar] + 1.0))
-        acc[ACS.in_drawdown] = 0.0
-        acc[ACS.peak], acc[ACS.peak_bar] = equity, i
-    elif equity < acc[ACS.valley]:
-        acc[ACS.valley] = equity
-    if i == n - 1 and acc[ACS.in_drawdown] == 1.0:  # still running at the end: active
-        _close_drawdown(acc, i - acc[ACS.peak_bar])
-
-
-@njit(cache=True)
-def _close_drawdown(acc, duration):
-    depth = (acc[ACS.valley] - acc[ACS.peak]) / acc[ACS.peak]
-    if np.isnan(acc[ACS.max_drawdown]) or depth < acc[ACS.max_drawdown]:
-        acc[ACS.max_drawdown] = depth
-    acc[ACS.max_drawdown_bars] = max(acc[ACS.max_drawdown_bars], duration)
 
 
 @njit(cache=True)
@@ -776,30 +691,416 @@ def _low_first(intrabar, open_i, close_i, net_side):
     return adverse_low if intrabar == Intrabar.pessimistic else not adverse_low
 
 
-@njit(cache=True)
-def _wiped(ctx, init_cash):
-    """A flat account left with almost nothing is closed for good."""
-    return ctx[8][4] == 0 and ctx[5][0] <= WIPED_EQUITY_FRACTION * init_cash
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _set_segment(p0, p1, m0, m1, a0, a1, b0, b1):
     for s in range(p0.shape[0]):
         p0[s], p1[s], m0[s], m1[s] = a0[s], a1[s], b0[s], b1[s]
 
 
 @njit(cache=True)
+def _grow_records(rec, counts, leg_bars):
+    """Room for what ``leg_bars`` (legs × bars) can record, plus the end-of-run marks (see
+    ORDERS_PER_LEG_BAR)."""
+    orders, trades, liqs, funds = rec
+    if counts[ORDERS] + ORDERS_PER_LEG_BAR * leg_bars > orders.shape[0]:
+        orders = grow_nb(orders, counts[ORDERS] + ORDERS_PER_LEG_BAR * leg_bars)
+    if counts[TRADES] + (TRADES_PER_LEG_BAR + 1) * leg_bars > trades.shape[0]:
+        trades = grow_nb(trades, counts[TRADES] + (TRADES_PER_LEG_BAR + 1) * leg_bars)
+    if counts[LIQS] + LIQS_PER_LEG_BAR * leg_bars > liqs.shape[0]:
+        liqs = grow_nb(liqs, counts[LIQS] + LIQS_PER_LEG_BAR * leg_bars)
+    if counts[FUNDS] + leg_bars > funds.shape[0]:
+        funds = grow_nb(funds, counts[FUNDS] + leg_bars)
+    return (orders, trades, liqs, funds)
+
+
+@njit(cache=True)
+def _pay_funding(i, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, cols, cross, funding,
+                 mopens, funds, counts, keep):
+    """Funding at bar i's open: each leg pays qty × mark open × rate (longs pay positive rates)."""
+    for j in range(legs.shape[1]):
+        q = legs[QTY, j]
+        if q == 0.0:
+            continue
+        s = leg_slot[j]
+        rate = funding[slot_inst[s], i]
+        if np.isnan(rate) or rate == 0.0:
+            continue
+        c = cols[j]
+        payment = q * mopens[s] * rate
+        wallet[0] -= payment
+        if not cross:
+            legs[MARGIN, j] -= payment
+            slots[S_MARGIN, s] -= payment
+        legs[FUNDING, j] += payment
+        acc[ACS.funding] += payment
+        colacc[c, CLS.funding] += payment
+        _invalidate(slots, s, cross)
+        if keep:
+            kf = counts[FUNDS]
+            funds[kf]["col"], funds[kf]["bar"], funds[kf]["qty"] = c, i, q
+            funds[kf]["price"], funds[kf]["rate"], funds[kf]["payment"] = mopens[s], rate, payment
+            counts[FUNDS] = kf + 1
+
+
+@njit(cache=True)
+def _quiet(legs, leg_slot, slots, slot_inst, wallet0, cross, lows, highs, mlows, mhighs,
+           t_start, t_count, t_max, t_mmr, t_cum):
+    """True when nothing can trigger within the ranges given per slot (the common case): no
+    stop inside any leg's traded range, and the account above maintenance at the adverse corner
+    of every slot's mark range. A point (low = high) checks a moment, e.g. the open.
+
+    Takes plain arrays, not the grouped inputs: it runs on every bar with a position, and
+    numba's reference counting makes a call with tuples of arrays cost ~100 ns.
+    """
+    for j in range(legs.shape[1]):
+        q = legs[QTY, j]
+        if q == 0.0:
+            continue
+        s = leg_slot[j]
+        low_i, high_i = lows[s], highs[s]
+        sl, tp, trail, peak = legs[SL, j], legs[TP, j], legs[TRAIL, j], legs[PEAK, j]
+        if q > 0.0:
+            if low_i <= sl or high_i >= tp or (trail > 0.0 and low_i <= max(peak, high_i) * (1.0 - trail)):
+                return False
+        else:
+            if high_i >= sl or low_i <= tp or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)):
+                return False
+    n_slots = slots.shape[1]
+    held, last = 0, -1
+    for s in range(n_slots):
+        if slots[S_Q, s] != 0.0:
+            held += 1
+            last = s
+    if cross and held > 1:
+        worst = wallet0
+        for s in range(n_slots):
+            q = slots[S_Q, s]
+            if q == 0.0:
+                continue
+            k = slot_inst[s]
+            worst_s = np.inf
+            for price in (mlows[s], mhighs[s]):
+                notional = abs(q) * price
+                jb = t_start[k] + t_count[k] - 1
+                for jj in range(t_start[k], t_start[k] + t_count[k] - 1):
+                    if notional < t_max[jj]:
+                        jb = jj
+                        break
+                worst_s = min(worst_s, q * price - slots[S_QE, s] - (notional * t_mmr[jb] - t_cum[jb]))
+            worst += worst_s
+        return worst > 0.0
+    for s in range(n_slots):
+        q = slots[S_Q, s]
+        if q == 0.0 or (cross and s != last):
+            continue
+        level = slots[S_LP, s]  # cached by the caller (see _refresh_lps)
+        if (q > 0.0 and mlows[s] <= level) or (q < 0.0 and mhighs[s] >= level):
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _lps_stale(slots):
+    for s in range(slots.shape[1]):
+        if slots[S_Q, s] != 0.0 and np.isnan(slots[S_LP, s]):
+            return True
+    return False
+
+
+@njit(cache=True)
+def _refresh_lps(slots, slot_inst, wallet0, cross, tiers):
+    """Recompute the cached liquidation prices that fills, funding or wallet changes staled
+    (one slot's, or the cross account's single slot; a multi-slot cross account has none)."""
+    held = 0
+    for s in range(slots.shape[1]):
+        if slots[S_Q, s] != 0.0:
+            held += 1
+    if cross and held > 1:
+        return
+    for s in range(slots.shape[1]):
+        if slots[S_Q, s] != 0.0 and np.isnan(slots[S_LP, s]):
+            slots[S_LP, s] = _slot_lp(slots, s, slot_inst[s], wallet0 if cross else slots[S_MARGIN, s],
+                                      tiers)
+
+
+@njit(cache=True)
+def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row, col_row,
+               init_cash, wiped_level, equity_out, wallet_out, position_out, margin_out,
+               leverage_out, ratio_out, path, mpath, p0, p1, m0, m1, fills, opens, closes, lows,
+               highs, mlows, mhighs, mopens, mcloses):
+    """Bars i0 to i1 of one account (see ``_run_account``).
+
+    Written for the bar where nothing happens: numba counts references to every array passed
+    to a function or held by a tuple reassigned in a loop, and those atomic operations would
+    cost more than the bar. So nothing array-holding is reassigned here, the statistics live in
+    local scalars (written back at the end of the block), and an account of one leg — every
+    column of a sweep — is checked with scalars; helpers taking arrays run on events only.
+    """
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
+     liq_rate) = ctx
+    m = cols.shape[0]
+    n_slots = slots.shape[1]
+    single = m == 1 and n_slots == 1
+    opens2, highs2, lows2, closes2 = mk.open, mk.high, mk.low, mk.close
+    mopens2, mhighs2, mlows2, mcloses2 = mk.mark_open, mk.mark_high, mk.mark_low, mk.mark_close
+    funding2 = mk.funding
+    first_bar, last_bar = mk.first_bar, mk.last_bar
+    entries, exits, short_entries, short_exits = sg.entries, sg.exits, sg.short_entries, sg.short_exits
+    t_start, t_count = tiers.start, tiers.count
+    t_max, t_mmr, t_cum = tiers.max_notional, tiers.mmr, tiers.cum
+    c0 = cols[0]
+    wiped = flags[0] != 0.0
+    has_mark = mk.has_mark
+    # the statistics, as locals for the block
+    bars, sum_r, sum_r2, shift = acc[ACS.bars], acc[ACS.sum_returns], acc[ACS.sum_squares], acc[ACS.shift]
+    downside_sq, growth, last_equity = acc[ACS.downside_sq], acc[ACS.growth], acc[ACS.last_equity]
+    peak, peak_bar, in_drawdown, valley = acc[ACS.peak], acc[ACS.peak_bar], acc[ACS.in_drawdown], acc[ACS.valley]
+    max_dd, max_dd_bars = acc[ACS.max_drawdown], acc[ACS.max_drawdown_bars]
+    exposed_bars, max_lev, worst_ratio = acc[ACS.exposed_bars], acc[ACS.max_leverage], acc[ACS.worst_margin_ratio]
+    for i in range(i0, i1):
+        for s in range(n_slots):
+            k = slot_inst[s]
+            opens[s], closes[s] = opens2[k, i], closes2[k, i]
+        open_legs = counts[4]
+        loaded = False  # lows, highs and marks are read only when a position needs them
+        if open_legs > 0:
+            _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2, mlows2,
+                         mcloses2, opens, closes, lows, highs, mopens, mlows, mhighs, mcloses)
+            loaded = True
+
+        # 1. funding at the open
+        if open_legs > 0:
+            due = False
+            for s in range(n_slots):
+                rate = funding2[slot_inst[s], i]
+                if slots[S_Q, s] != 0.0 and not np.isnan(rate) and rate != 0.0:
+                    due = True
+            if due:
+                _pay_funding(i, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, cols, cross,
+                             funding2, mopens, rec[3], counts, keep)
+
+        # 2. the open: gaps through levels, then 3. orders due at the open (with timing="close"
+        #    no order comes between, so the open is checked with the path below)
+        if open_legs > 0 and timing == Timing.next_open:
+            if _lps_stale(slots):
+                _refresh_lps(slots, slot_inst, wallet[0], cross, tiers)
+            if single:
+                quiet = _leg_quiet(legs[QTY, 0], legs[SL, 0], legs[TP, 0], legs[TRAIL, 0],
+                                   legs[PEAK, 0], slots[S_LP, 0], opens[0], opens[0], mopens[0],
+                                   mopens[0])
+            else:
+                quiet = _quiet(legs, leg_slot, slots, slot_inst, wallet[0], cross, opens, opens,
+                               mopens, mopens, t_start, t_count, t_max, t_mmr, t_cum)
+            if not quiet:
+                _set_segment(p0, p1, m0, m1, opens, opens, mopens, mopens)
+                _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+        if not wiped:
+            wiped = counts[4] == 0 and wallet[0] <= wiped_level
+        if timing == Timing.next_open and i > 0 and not wiped:
+            for j in range(m):
+                c = cols[j]
+                s = leg_slot[j]
+                k = slot_inst[s]
+                if first_bar[k] <= i <= last_bar[k] and (
+                        flex_nb(entries, i - 1, c) or flex_nb(exits, i - 1, c)
+                        or flex_nb(short_entries, i - 1, c) or flex_nb(short_exits, i - 1, c)):
+                    _signals(ctx, j, i, i - 1, opens[s], opens, sg, tiers, size_type)
+
+        # 4. the joint intrabar path (skipped when nothing can trigger within the bar)
+        if counts[4] > 0:
+            if not loaded:
+                _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2,
+                             mlows2, mcloses2, opens, closes, lows, highs, mopens, mlows, mhighs,
+                             mcloses)
+                loaded = True
+            if _lps_stale(slots):
+                _refresh_lps(slots, slot_inst, wallet[0], cross, tiers)
+            if single:
+                q = legs[QTY, 0]
+                quiet = _leg_quiet(q, legs[SL, 0], legs[TP, 0], legs[TRAIL, 0], legs[PEAK, 0],
+                                   slots[S_LP, 0], lows[0], highs[0], mlows[0], mhighs[0])
+                if quiet:
+                    legs[PEAK, 0] = max(legs[PEAK, 0], highs[0]) if q > 0.0 else min(legs[PEAK, 0], lows[0])
+            else:
+                quiet = _quiet(legs, leg_slot, slots, slot_inst, wallet[0], cross, lows, highs,
+                               mlows, mhighs, t_start, t_count, t_max, t_mmr, t_cum)
+                if quiet:
+                    _move_peaks(legs, leg_slot, lows, highs)
+            if not quiet:
+                if timing == Timing.close and open_legs > 0:  # the open first (see step 2)
+                    _set_segment(p0, p1, m0, m1, opens, opens, mopens, mopens)
+                    _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+                for s in range(n_slots):
+                    low_first = _low_first(intrabar, opens[s], closes[s], _sign(slots[S_Q, s]))
+                    path[0, s], path[3, s] = opens[s], closes[s]
+                    path[1, s], path[2, s] = (lows[s], highs[s]) if low_first else (highs[s], lows[s])
+                    mpath[0, s], mpath[3, s] = mopens[s], mcloses[s]
+                    mpath[1, s], mpath[2, s] = (mlows[s], mhighs[s]) if low_first else (mhighs[s], mlows[s])
+                for segment in range(3):
+                    _set_segment(p0, p1, m0, m1, path[segment], path[segment + 1],
+                                 mpath[segment], mpath[segment + 1])
+                    _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+
+        # 5. orders at the close
+        if not wiped:
+            wiped = counts[4] == 0 and wallet[0] <= wiped_level
+        if timing == Timing.close and not wiped:
+            acted = False
+            for j in range(m):
+                c = cols[j]
+                s = leg_slot[j]
+                k = slot_inst[s]
+                if legs[STOP_BAR, j] != i and first_bar[k] <= i <= last_bar[k] and (
+                        flex_nb(entries, i, c) or flex_nb(exits, i, c)
+                        or flex_nb(short_entries, i, c) or flex_nb(short_exits, i, c)):
+                    acted = True
+                    _signals(ctx, j, i, i, closes[s], closes, sg, tiers, size_type)
+            if acted and counts[4] > 0:  # the close as a point of the path
+                if not loaded:
+                    _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2,
+                                 mlows2, mcloses2, opens, closes, lows, highs, mopens, mlows,
+                                 mhighs, mcloses)
+                    loaded = True
+                _set_segment(p0, p1, m0, m1, closes, closes, mcloses, mcloses)
+                _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+
+        # 6. mark to market
+        equity = max(wallet[0], 0.0)
+        exposure, maintenance, balance = 0.0, 0.0, 0.0
+        if counts[4] > 0:
+            if not loaded:  # opened at the close
+                _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2,
+                             mlows2, mcloses2, opens, closes, lows, highs, mopens, mlows, mhighs,
+                             mcloses)
+                loaded = True
+            total = wallet[0]
+            for s in range(n_slots):
+                q = slots[S_Q, s]
+                if q == 0.0:
+                    continue
+                k = slot_inst[s]
+                upnl = q * closes[s] - slots[S_QE, s]
+                total += upnl if cross else max(upnl, -slots[S_MARGIN, s])
+                exposure += abs(q) * closes[s]
+                notional = abs(q) * mcloses[s]
+                jb = t_start[k] + t_count[k] - 1
+                for jj in range(t_start[k], t_start[k] + t_count[k] - 1):
+                    if notional < t_max[jj]:
+                        jb = jj
+                        break
+                maintenance += notional * t_mmr[jb] - t_cum[jb]
+                balance += q * mcloses[s] - slots[S_QE, s] + (0.0 if cross else slots[S_MARGIN, s])
+            if cross:
+                balance += wallet[0]
+            equity = max(total, 0.0)
+            exposed_bars += 1.0
+            if single:
+                colacc[c0, CLS.exposed_bars] += 1.0
+            else:
+                for j in range(m):
+                    if legs[QTY, j] != 0.0:
+                        colacc[cols[j], CLS.exposed_bars] += 1.0
+        # returns as Result.returns defines them; sums shifted by the first return (exact
+        # variance without a division in the loop)
+        previous = init_cash if i == 0 else last_equity
+        r = equity / previous - 1.0 if previous > 0.0 else 0.0
+        if i == 0:
+            shift = r
+        bars += 1.0
+        sum_r += r - shift
+        sum_r2 += (r - shift) * (r - shift)
+        if r < 0.0:
+            downside_sq += r * r
+        growth *= 1.0 + r
+        last_equity = equity
+        # drawdowns exactly as vectorbt's get_drawdowns_nb records them on the equity series
+        closed_depth, closed_bars = np.nan, 0.0
+        if in_drawdown == 0.0:
+            if np.isnan(peak) or equity >= peak:
+                peak, peak_bar = equity, i
+            else:
+                in_drawdown, valley = 1.0, equity
+        elif equity >= peak:  # recovered
+            closed_depth, closed_bars = (valley - peak) / peak, i - (peak_bar + 1.0)
+            in_drawdown = 0.0
+            peak, peak_bar = equity, i
+        elif equity < valley:
+            valley = equity
+        if i == n - 1 and in_drawdown == 1.0:  # still running at the end: active
+            closed_depth, closed_bars = (valley - peak) / peak, i - peak_bar
+        if not np.isnan(closed_depth):
+            if np.isnan(max_dd) or closed_depth < max_dd:
+                max_dd = closed_depth
+            max_dd_bars = max(max_dd_bars, closed_bars)
+        leverage = exposure / equity if equity > 0.0 else (np.inf if exposure > 0.0 else 0.0)
+        ratio = (maintenance / balance if balance > 0.0 else np.inf) if exposure > 0.0 else 0.0
+        if exposure > 0.0:
+            if not leverage <= max_lev:  # also replaces the initial NaN
+                max_lev = leverage
+            if not ratio <= worst_ratio:
+                worst_ratio = ratio
+        if per_bar >= PER_BAR_EQUITY:
+            equity_out[row, i] = equity
+        if per_bar >= PER_BAR_ALL:
+            wallet_out[row, i] = wallet[0]
+            leverage_out[row, i] = leverage
+            ratio_out[row, i] = ratio
+            for j in range(m):
+                q = legs[QTY, j]
+                position_out[col_row + j, i] = q
+                margin_out[col_row + j, i] = legs[MARGIN, j] if q != 0.0 else 0.0
+    flags[0] = 1.0 if wiped else 0.0
+    acc[ACS.bars], acc[ACS.sum_returns], acc[ACS.sum_squares], acc[ACS.shift] = bars, sum_r, sum_r2, shift
+    acc[ACS.downside_sq], acc[ACS.growth], acc[ACS.last_equity] = downside_sq, growth, last_equity
+    acc[ACS.peak], acc[ACS.peak_bar], acc[ACS.in_drawdown], acc[ACS.valley] = peak, peak_bar, in_drawdown, valley
+    acc[ACS.max_drawdown], acc[ACS.max_drawdown_bars] = max_dd, max_dd_bars
+    acc[ACS.exposed_bars], acc[ACS.max_leverage], acc[ACS.worst_margin_ratio] = exposed_bars, max_lev, worst_ratio
+
+
+@njit(cache=True, inline="always")
+def _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2, mlows2, mcloses2,
+                 opens, closes, lows, highs, mopens, mlows, mhighs, mcloses):
+    """Bar i's lows, highs and mark prices per slot (the mark falls back to traded prices where
+    it does not cover the bar)."""
+    for s in range(n_slots):
+        k = slot_inst[s]
+        lows[s], highs[s] = lows2[k, i], highs2[k, i]
+        if has_mark[k]:
+            mo, ml, mh, mc = mopens2[k, i], mlows2[k, i], mhighs2[k, i], mcloses2[k, i]
+            covered = not (np.isnan(ml) or np.isnan(mh) or np.isnan(mc))
+            mopens[s] = mo if not np.isnan(mo) else opens[s]
+            mlows[s] = ml if covered else lows[s]
+            mhighs[s] = mh if covered else highs[s]
+            mcloses[s] = mc if covered else closes[s]
+        else:
+            mopens[s], mlows[s], mhighs[s], mcloses[s] = opens[s], lows[s], highs[s], closes[s]
+
+
+@njit(cache=True, inline="always")
+def _leg_quiet(q, sl, tp, trail, peak, lp, low_i, high_i, mlow, mhigh):
+    """``_quiet`` for an account of one leg, on scalars."""
+    if q > 0.0:
+        return not (low_i <= sl or high_i >= tp or mlow <= lp
+                    or (trail > 0.0 and low_i <= max(peak, high_i) * (1.0 - trail)))
+    return not (high_i >= sl or low_i <= tp or mhigh >= lp
+                or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)))
+@njit(cache=True)
 def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar, liq_rate,
                  rec, counts, keep, per_bar, row, col_row, acc_all, colacc, equity_out, wallet_out,
                  position_out, margin_out, leverage_out, ratio_out):
     """Simulate account g over all bars; per-bar outputs go to row ``row`` (and its columns to
-    rows from ``col_row``). Returns the record buffers (grown as needed)."""
+    rows from ``col_row``). Returns the record buffers (grown as needed).
+
+    The loop touches only local arrays on bars where nothing happens; the helpers that take
+    the whole context (``ctx``) run on events: fills, stops, liquidations.
+    """
     n = mk.open.shape[1]
     start = lay.group_start[g]
     m = lay.group_len[g]
     cols = lay.col_order[start: start + m]
     init_cash = lay.init_cash[g]
     cross = margin_mode == MarginMode.cross
+    wiped_level = WIPED_EQUITY_FRACTION * init_cash
     acc = acc_all[row]
     _init_stats(acc, init_cash)
     # slots: the account's distinct instruments
@@ -832,142 +1133,23 @@ def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intr
     fills = np.empty(n_slots)
     opens, closes = np.empty(n_slots), np.empty(n_slots)
     lows, highs, mlows, mhighs = np.empty(n_slots), np.empty(n_slots), np.empty(n_slots), np.empty(n_slots)
-    mcloses = np.empty(n_slots)
-    wiped = False
-    for i in range(n):
-        if keep:  # room for what one bar can record per leg (see ORDERS_PER_LEG_BAR)
-            if counts[ORDERS] + ORDERS_PER_LEG_BAR * m > rec[0].shape[0]:
-                rec = (grow_nb(rec[0], counts[ORDERS] + ORDERS_PER_LEG_BAR * m), rec[1], rec[2], rec[3])
-            if counts[TRADES] + TRADES_PER_LEG_BAR * m > rec[1].shape[0]:
-                rec = (rec[0], grow_nb(rec[1], counts[TRADES] + TRADES_PER_LEG_BAR * m), rec[2], rec[3])
-            if counts[LIQS] + LIQS_PER_LEG_BAR * m > rec[2].shape[0]:
-                rec = (rec[0], rec[1], grow_nb(rec[2], counts[LIQS] + LIQS_PER_LEG_BAR * m), rec[3])
-            if counts[FUNDS] + m > rec[3].shape[0]:
-                rec = (rec[0], rec[1], rec[2], grow_nb(rec[3], counts[FUNDS] + m))
+    mopens, mcloses = np.empty(n_slots), np.empty(n_slots)
+    flags = np.zeros(1)  # [wiped]
+    block = max(1, min(BLOCK_BARS, BLOCK_LEG_BARS // m))
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        if keep:
+            rec = _grow_records(rec, counts, m * (i1 - i0))
         ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk,
                od, cross, liq_rate)
-        for s in range(n_slots):
-            k = slot_inst[s]
-            opens[s], closes[s] = mk.open[k, i], mk.close[k, i]
-            lows[s], highs[s] = mk.low[k, i], mk.high[k, i]
-            mo = mk.mark_open[k, i]
-            has_mark = not (np.isnan(mk.mark_low[k, i]) or np.isnan(mk.mark_high[k, i])
-                            or np.isnan(mk.mark_close[k, i]))
-            mpath[0, s] = mo if not np.isnan(mo) else opens[s]
-            mlows[s] = mk.mark_low[k, i] if has_mark else lows[s]
-            mhighs[s] = mk.mark_high[k, i] if has_mark else highs[s]
-            mcloses[s] = mk.mark_close[k, i] if has_mark else closes[s]
+        _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row,
+                   col_row, init_cash, wiped_level, equity_out, wallet_out, position_out,
+                   margin_out, leverage_out, ratio_out, path, mpath, p0, p1, m0, m1, fills, opens,
+                   closes, lows, highs, mlows, mhighs, mopens, mcloses)
+    for s in range(n_slots):
+        closes[s] = mk.close[slot_inst[s], n - 1]
 
-        # 1. funding at the open
-        if counts[4] > 0:
-            for j in range(m):
-                q = legs[QTY, j]
-                if q == 0.0:
-                    continue
-                s = leg_slot[j]
-                rate = mk.funding[slot_inst[s], i]
-                if np.isnan(rate) or rate == 0.0:
-                    continue
-                c = cols[j]
-                payment = q * mpath[0, s] * rate
-                wallet[0] -= payment
-                if not cross:
-                    legs[MARGIN, j] -= payment
-                    slots[S_MARGIN, s] -= payment
-                legs[FUNDING, j] += payment
-                acc[ACS.funding] += payment
-                colacc[c, CLS.funding] += payment
-                _invalidate(slots, s, cross)
-                if keep:
-                    funds = rec[3]
-                    kf = counts[FUNDS]
-                    funds[kf]["col"], funds[kf]["bar"], funds[kf]["qty"] = c, i, q
-                    funds[kf]["price"], funds[kf]["rate"], funds[kf]["payment"] = mpath[0, s], rate, payment
-                    counts[FUNDS] = kf + 1
-
-        # 2. the open: gaps through levels, then 3. orders due at the open
-        if counts[4] > 0:
-            _set_segment(p0, p1, m0, m1, opens, opens, mpath[0], mpath[0])
-            _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
-        if not wiped:
-            wiped = _wiped(ctx, init_cash)
-        if timing == Timing.next_open and i > 0 and not wiped:
-            for j in range(m):
-                c = cols[j]
-                k = slot_inst[leg_slot[j]]
-                if mk.first_bar[k] <= i <= mk.last_bar[k] and _has_signal(sg, i - 1, c):
-                    _signals(ctx, j, i, i - 1, opens[leg_slot[j]], opens, sg, tiers, size_type)
-
-        # 4. the joint intrabar path (skipped when nothing can trigger within the bar)
-        if counts[4] > 0:
-            if _bar_is_quiet(ctx, tiers, lows, highs, mlows, mhighs):
-                _move_peaks(legs, leg_slot, lows, highs)
-            else:
-                for s in range(n_slots):
-                    low_first = _low_first(intrabar, opens[s], closes[s], _sign(slots[S_Q, s]))
-                    path[0, s], path[3, s] = opens[s], closes[s]
-                    path[1, s], path[2, s] = (lows[s], highs[s]) if low_first else (highs[s], lows[s])
-                    mpath[1, s], mpath[2, s] = (mlows[s], mhighs[s]) if low_first else (mhighs[s], mlows[s])
-                    mpath[3, s] = mcloses[s]
-                for segment in range(3):
-                    _set_segment(p0, p1, m0, m1, path[segment], path[segment + 1],
-                                 mpath[segment], mpath[segment + 1])
-                    _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
-
-        # 5. orders at the close
-        if not wiped:
-            wiped = _wiped(ctx, init_cash)
-        if timing == Timing.close and not wiped:
-            acted = False
-            for j in range(m):
-                c = cols[j]
-                k = slot_inst[leg_slot[j]]
-                if legs[STOP_BAR, j] != i and mk.first_bar[k] <= i <= mk.last_bar[k] \
-                        and _has_signal(sg, i, c):
-                    acted = True
-                    _signals(ctx, j, i, i, closes[leg_slot[j]], closes, sg, tiers, size_type)
-            if acted and counts[4] > 0:  # the close as a point of the path
-                _set_segment(p0, p1, m0, m1, closes, closes, mcloses, mcloses)
-                _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
-
-        # 6. mark to market
-        equity = _equity(ctx, closes) if counts[4] > 0 else max(wallet[0], 0.0)
-        _accumulate(acc, i, n, equity, init_cash)
-        exposure, maintenance, balance = 0.0, 0.0, 0.0
-        if counts[4] > 0:
-            acc[ACS.exposed_bars] += 1.0
-            for s in range(n_slots):
-                q = slots[S_Q, s]
-                if q != 0.0:
-                    k = slot_inst[s]
-                    exposure += abs(q) * closes[s]
-                    notional = abs(q) * mcloses[s]
-                    jb = _bracket(tiers, k, notional)
-                    maintenance += notional * tiers.mmr[jb] - tiers.cum[jb]
-                    balance += q * mcloses[s] - slots[S_QE, s] + (0.0 if cross else slots[S_MARGIN, s])
-            if cross:
-                balance += wallet[0]
-            for j in range(m):
-                if legs[QTY, j] != 0.0:
-                    colacc[cols[j], CLS.exposed_bars] += 1.0
-        leverage = exposure / equity if equity > 0.0 else (np.inf if exposure > 0.0 else 0.0)
-        ratio = (maintenance / balance if balance > 0.0 else np.inf) if exposure > 0.0 else 0.0
-        if counts[4] > 0:
-            acc[ACS.max_leverage] = leverage if np.isnan(acc[ACS.max_leverage]) else max(acc[ACS.max_leverage], leverage)
-            acc[ACS.worst_margin_ratio] = ratio if np.isnan(acc[ACS.worst_margin_ratio]) else max(acc[ACS.worst_margin_ratio], ratio)
-        if per_bar:
-            equity_out[row, i] = equity
-            wallet_out[row, i] = wallet[0]
-            leverage_out[row, i] = leverage
-            ratio_out[row, i] = ratio
-            for j in range(m):
-                q = legs[QTY, j]
-                position_out[col_row + j, i] = q
-                margin_out[col_row + j, i] = legs[MARGIN, j] if q != 0.0 else 0.0
-
-    # positions still open at the end are marked at the last close
-    if keep and counts[TRADES] + m > rec[1].shape[0]:  # (the loop left room for one bar more)
-        rec = (rec[0], grow_nb(rec[1], counts[TRADES] + m), rec[2], rec[3])
+    # positions still open at the end are marked at the last close (the blocks left room)
     ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od,
            cross, liq_rate)
     _mark_open_positions(ctx, n - 1, closes)

@@ -125,6 +125,7 @@ class MarketArrays(NamedTuple):
     vol: np.ndarray  # annualized realized volatility up to the bar (target_vol sizing)
     first_bar: np.ndarray  # (K,) first bar an instrument trades (listed later: not before)
     last_bar: np.ndarray  # (K,) last bar it trades
+    has_mark: np.ndarray  # (K,) whether the instrument has a mark series at all
 
 
 class TierArrays(NamedTuple):
@@ -167,8 +168,8 @@ class _AccountStat(NamedTuple):
     """Statistics each account accumulates bar by bar (stats() reads them; O(accounts) memory)."""
 
     bars: int = 0
-    mean: int = 1  # Welford mean of the bar returns
-    m2: int = 2  # Welford sum of squared deviations
+    sum_returns: int = 1  # Σ (r - shift): sums shifted by the first return, exact for variance
+    sum_squares: int = 2  # Σ (r - shift)²
     downside_sq: int = 3  # Σ min(r, 0)²
     growth: int = 4  # Π (1 + r)
     last_equity: int = 5
@@ -192,6 +193,7 @@ class _AccountStat(NamedTuple):
     shortfall: int = 23
     rejected: int = 24
     final_wallet: int = 25
+    shift: int = 26  # the first bar's return
 
 
 class _ColumnStat(NamedTuple):

@@ -75,7 +75,7 @@ import pandas as pd
 from backtest.data.validate import DEFAULT_MAX_FUNDING_RATE
 from backtest.engine.coerce import by_index, signal
 from backtest.engine.margin import TIERS_DIR, flat_tiers, load_tiers, resolve_tiers
-from backtest.engine.nb import simulate_accounts_nb
+from backtest.engine.nb import PER_BAR_ALL, PER_BAR_EQUITY, PER_BAR_NONE, simulate_accounts_nb
 from backtest.engine.records import (
     DEFAULT_LIQUIDATION_FEE,
     DEFAULT_MAX_LEVERAGE,
@@ -385,7 +385,7 @@ def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables,
 
 def _market_arrays(markets, funding, depth_impact, vol_window, need_vol) -> MarketArrays:
     index, freq = markets.index, markets.freq
-    rows: dict[str, list] = {name: [] for name in MarketArrays._fields[:-2]}
+    rows: dict[str, list] = {name: [] for name in MarketArrays._fields[:-3]}
     nan_bars = np.full(len(index), np.nan)
     for symbol in markets.symbols:
         market = markets[symbol]
@@ -399,8 +399,10 @@ def _market_arrays(markets, funding, depth_impact, vol_window, need_vol) -> Mark
         depth = markets.series(symbol, "depth") if depth_impact else None
         rows["depth"].append(nan_bars if depth is None else depth.to_numpy(dtype=float))
         rows["vol"].append(_realized_vol(aligned["close"], freq, vol_window) if need_vol else nan_bars)
+    has_mark = np.asarray([markets[s].mark is not None for s in markets.symbols], dtype=np.bool_)
     return MarketArrays(**{name: _rows(values) for name, values in rows.items()},
-                        first_bar=markets.first_bar.copy(), last_bar=markets.last_bar.copy())
+                        first_bar=markets.first_bar.copy(), last_bar=markets.last_bar.copy(),
+                        has_mark=has_mark)
 
 
 def _tier_arrays(tables) -> TierArrays:
@@ -440,19 +442,21 @@ class KernelCall:
     n_jobs: int | None = None
     chunk_size: int | None = None
 
-    def run(self, *, keep_records: bool, per_bar: bool) -> KernelRun:
+    def run(self, *, keep_records: bool, per_bar: int) -> KernelRun:
         """Run every account, in chunks on threads when there are many (each account on its
-        own, so the result is the same whatever the chunking)."""
+        own, so the result is the same whatever the chunking). ``per_bar``: PER_BAR_NONE,
+        PER_BAR_EQUITY or PER_BAR_ALL."""
         n_bars = self.mk.open.shape[1]
         n_accounts, n_cols = len(self.lay.group_start), len(self.lay.col_order)
-        kept = n_bars if per_bar else 0
+        equity_bars = n_bars if per_bar >= PER_BAR_EQUITY else 0
+        all_bars = n_bars if per_bar >= PER_BAR_ALL else 0
         acc = np.zeros((n_accounts, N_ACCOUNT_STATS))
         colacc = np.zeros((n_cols, N_COLUMN_STATS))
         # in the kernel's order: equity, wallet (accounts), position, margin (columns),
-        # effective leverage, margin ratio (accounts)
-        outputs = [np.zeros((n_accounts, kept)), np.zeros((n_accounts, kept)),
-                   np.zeros((n_cols, kept)), np.zeros((n_cols, kept)),
-                   np.zeros((n_accounts, kept)), np.zeros((n_accounts, kept))]
+        # effective leverage, margin ratio (accounts); np.empty: the kernel writes every value
+        outputs = [np.empty((n_accounts, equity_bars)), np.empty((n_accounts, all_bars)),
+                   np.empty((n_cols, all_bars)), np.empty((n_cols, all_bars)),
+                   np.empty((n_accounts, all_bars)), np.empty((n_accounts, all_bars))]
         bounds = chunk_bounds(self.lay.group_len, n_bars, self.chunk_size, self.n_jobs)
         c = self.call
 
@@ -471,13 +475,17 @@ class KernelCall:
         records = tuple(np.concatenate([part[k] for part in parts]) for k in range(4)) \
             if keep_records else None
         per_bar_out = None
-        if per_bar:
-            equity, wallet, position, margin, leverage, ratio = outputs
+        if per_bar >= PER_BAR_EQUITY:
+            per_bar_out = {"equity": outputs[0]}
+        if per_bar >= PER_BAR_ALL:
+            _, wallet, position, margin, leverage, ratio = outputs
+            in_order = np.array_equal(self.lay.col_order, np.arange(n_cols))
             by_column = np.empty(n_cols, dtype=np.int64)
             by_column[self.lay.col_order] = np.arange(n_cols)
-            per_bar_out = {"equity": equity, "wallet": wallet, "effective_leverage": leverage,
-                           "margin_ratio": ratio, "position": position[by_column],
-                           "margin": margin[by_column]}
+            per_bar_out.update({
+                "wallet": wallet, "effective_leverage": leverage, "margin_ratio": ratio,
+                "position": position if in_order else position[by_column],
+                "margin": margin if in_order else margin[by_column]})
         return KernelRun(acc, colacc, records, per_bar_out)
 
 
@@ -514,9 +522,10 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     dict by symbol.
 
     ``per_bar``: ``None`` (default) keeps the records and statistics and computes per-bar series
-    (equity, positions...) when first asked for; ``True`` keeps them now; ``False`` keeps only
-    the statistics (O(accounts) memory: sweeps). Accounts run in chunks on ``n_jobs`` threads
-    (default: every core); the result does not depend on the chunking.
+    (equity, positions...) when first asked for; ``True`` keeps them all now; ``"equity"`` keeps
+    the equity only; ``False`` keeps only the statistics (O(accounts) memory: sweeps). Accounts
+    run in chunks on ``n_jobs`` threads (default: every core); the result does not depend on
+    the chunking.
 
     >>> import backtest, numpy as np
     >>> market = backtest.load(backtest.sample_path("BTCUSDT"))[:2000]      # doctest: +SKIP
@@ -571,7 +580,10 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
                            np.asarray(group_start, np.int64), np.asarray(group_len, np.int64),
                            np.ascontiguousarray(cash, dtype=float))),
         call=call, n_jobs=n_jobs, chunk_size=chunk_size)
-    run = kernel.run(keep_records=per_bar is not False, per_bar=per_bar is True)
+    if per_bar not in (None, True, False, "equity"):
+        raise ValueError(f"per_bar must be None, True, False or 'equity', got {per_bar!r}")
+    level = {True: PER_BAR_ALL, "equity": PER_BAR_EQUITY}.get(per_bar, PER_BAR_NONE)
+    run = kernel.run(keep_records=per_bar is not False, per_bar=level)
 
     settings = {
         "leverage": leverage if np.isscalar(leverage) else list(np.ravel(flex["leverage"])),
