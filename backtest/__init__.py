@@ -13,6 +13,7 @@ from backtest.engine.margin import bankruptcy_price, liquidation_price, load_tie
 from backtest.engine.simulate import simulate
 from backtest.errors import DataError, DataWarning
 from backtest.market import Market
+from backtest.markets import Markets, load_markets
 from backtest.result import Result
 from backtest.strategy import Param, Strategy
 
@@ -22,6 +23,7 @@ __all__ = [
     "DataError",
     "DataWarning",
     "Market",
+    "Markets",
     "Param",
     "Result",
     "Strategy",
@@ -29,6 +31,7 @@ __all__ = [
     "bankruptcy_price",
     "load",
     "load_funding",
+    "load_markets",
     "load_mark",
     "load_tiers",
     "liquidation_price",

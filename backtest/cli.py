@@ -70,8 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     def market_options(command):
         command.add_argument("strategy", nargs="?", default=None,
                              help="module:Class or path/to/file.py:Class (default: the flagship example)")
-        command.add_argument("--data", default=None,
-                             help="market data file (default: sample BTCUSDT 1h)")
+        command.add_argument("--data", default=None, nargs="+", metavar="PATH",
+                             help="market data file (default: sample BTCUSDT 1h); several files, "
+                                  "a quoted glob or a folder make one account over them all")
         command.add_argument("--funding", default=None, help="funding-rate history file")
         command.add_argument("--mark", default=None, help="mark-price candles file")
         command.add_argument("--param", action="append", default=[], metavar="K=V",
@@ -236,35 +237,57 @@ def _make_strategy(cls, params: dict):
 # ----- inputs and outputs -----------------------------------------------------------------------
 
 
-def _data_path(args):
+def _data_paths(args) -> list:
+    """The data files: the sample by default; globs and folders expanded."""
     import backtest
+    from backtest.markets import expand_paths
 
     if args.data is None:
-        return backtest.sample_path("BTCUSDT")
-    if not args.data.strip():
+        return [backtest.sample_path("BTCUSDT")]
+    if any(not str(item).strip() for item in args.data):
         raise UsageError("--data is empty (an unset variable?); give a data file")
-    return Path(args.data)
+    return expand_paths(args.data)
 
 
 def _inputs(args) -> list[tuple[str, str | None]]:
     strategy = args.strategy.rpartition(":")[0] if args.strategy else None
-    return [("--data", args.data), ("--funding", args.funding), ("--mark", args.mark),
+    data = [] if args.data is None else [("--data", item) for item in args.data
+                                         if not any(ch in str(item) for ch in "*?[")]
+    if args.data is not None:
+        try:
+            data += [("--data", str(path)) for path in _data_paths(args)]
+        except (UsageError, FileNotFoundError):
+            pass
+    return [*data, ("--funding", args.funding), ("--mark", args.mark),
             ("strategy", strategy if strategy and strategy.endswith(".py") else None)]
 
 
-def _load(path, funding=None, mark=None):
+def _load(paths, funding=None, mark=None):
+    """One Market for one file, Markets (one clock) for several."""
     import backtest
 
+    paths = paths if isinstance(paths, list) else [paths]
     for flag, value in (("--funding", funding), ("--mark", mark)):
         if value is not None and not str(value).strip():
             raise UsageError(f"{flag} is empty; give a file or leave the flag out")
+        if value is not None and len(paths) > 1:
+            raise UsageError(f"{flag} goes with one --data file; with several, put mark and "
+                             "funding columns in each file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", backtest.DataWarning)
-        market = backtest.load(path, funding=funding, mark=mark)
+        if len(paths) == 1:
+            market = backtest.load(paths[0], funding=funding, mark=mark)
+        else:
+            market = backtest.Markets([backtest.load(path) for path in paths])
     for warning in caught:
         if issubclass(warning.category, backtest.DataWarning):
             print(f"warning: {warning.message}", file=sys.stderr)
     return market
+
+
+def _symbol(market) -> str | None:
+    symbols = getattr(market, "symbols", None)
+    return "+".join(symbols) if symbols else market.symbol
 
 
 def _check_outputs(args) -> None:
@@ -399,7 +422,7 @@ def _summary(stats) -> str:
 def _data_command(action: str, path: str) -> int:
     if not path.strip():
         raise UsageError("the data path is empty; give a file")
-    market = _load(path)
+    market = _load([path])
     if action == "validate":
         print(f"{path}: OK, {len(market)} bars")
     else:
@@ -422,7 +445,7 @@ def _prepare(args):
 
 def _check_lookahead_command(args) -> int:
     cls, strategy, grid = _prepare(args)
-    market = _load(_data_path(args), args.funding, args.mark)
+    market = _load(_data_paths(args), args.funding, args.mark)
     findings = strategy.check_lookahead(market, cuts=args.cuts, **grid)
     if findings:
         for line in findings:
@@ -436,11 +459,10 @@ def _run_command(args) -> int:
     cls, strategy, grid = _prepare(args)
     gates = [parse_gate(text) for text in args.fail_on]
     _check_outputs(args)
-    data = _data_path(args)
-    market = _load(data, args.funding, args.mark)
+    market = _load(_data_paths(args), args.funding, args.mark)
     combos = int(np.prod([len(values) for values in grid.values()])) if grid else 1
-    check_memory(combos, len(market))
-    claims = _claim_outputs(args, cls, market.symbol)
+    check_memory(combos * len(getattr(market, "symbols", [None])), len(market))
+    claims = _claim_outputs(args, cls, _symbol(market))
     try:
         result = strategy.run(market, progress=True, **grid)
         stats = result.stats()
@@ -451,7 +473,7 @@ def _run_command(args) -> int:
         for claim in claims:
             claim.release()
         raise
-    print(f"{cls.__name__} on {market.symbol}: {len(market)} bars, {combos} column(s)")
+    print(f"{cls.__name__} on {_symbol(market)}: {len(market)} bars, {len(result.columns)} column(s)")
     rows = stats.iterrows() if isinstance(stats, pd.DataFrame) else [(None, stats)]
     for label, row in rows:
         print(("" if label is None else f"[{label}] ") + _summary(row))

@@ -155,7 +155,11 @@ class Markets:
         return f"Markets({', '.join(self.symbols)}: {len(self)} bars of {self.freq}, {span})"
 
 
-def _expand(paths) -> list[Path]:
+DATA_SUFFIXES = (".parquet", ".csv", ".feather", ".json")
+
+
+def expand_paths(paths) -> list[Path]:
+    """Paths, globs (``data/*-1h.parquet``) and folders (their data files) as a list of files."""
     if isinstance(paths, str | Path):
         paths = [paths]
     found: list[Path] = []
@@ -167,8 +171,10 @@ def _expand(paths) -> list[Path]:
                 raise FileNotFoundError(f"{text}: no file matches")
             found.extend(matches)
         elif Path(text).is_dir():
-            found.extend(sorted(p for p in Path(text).iterdir()
-                                if p.suffix.lower() in (".parquet", ".csv", ".feather", ".json")))
+            inside = sorted(p for p in Path(text).iterdir() if p.suffix.lower() in DATA_SUFFIXES)
+            if not inside:
+                raise FileNotFoundError(f"{text}: a folder with no data files ({', '.join(DATA_SUFFIXES)})")
+            found.extend(inside)
         else:
             found.append(Path(text))
     return found
@@ -183,7 +189,7 @@ def load_markets(paths, **kwargs) -> Markets:
     """
     from backtest.data.readers import load
 
-    files = _expand(paths)
+    files = expand_paths(paths)
     if not files:
         raise FileNotFoundError(f"{paths}: no data files")
     return Markets([load(path, **kwargs) for path in files])

@@ -171,6 +171,27 @@ class Result:
         returns = (equity / previous - 1.0).where(previous > 0, 0.0)
         return returns.iloc[:, 0] if len(self.accounts) == 1 else returns
 
+    def columns_of(self, account) -> list:
+        """The column labels of one account (just that column when ungrouped)."""
+        position = self.accounts.get_loc(account)
+        return list(np.asarray(self.columns)[self._account_of_column == position])
+
+    def liquidation_triggers(self, account=None) -> pd.DataFrame:
+        """Per liquidation event of an account: its time and the leg that lost the most then
+        (the instrument that dragged the account down), with the account's total loss."""
+        liqs = self.liquidations
+        if account is not None:
+            liqs = liqs[liqs["col"].isin(self.columns_of(account))]
+        if liqs.empty:
+            return pd.DataFrame(columns=["time", "col", "symbol", "loss", "legs"])
+        rows = []
+        for time, event in liqs.groupby("time", sort=True):
+            worst = event.loc[event["loss"].idxmax()]
+            rows.append({"time": time, "col": worst["col"],
+                         "symbol": worst["symbol"] if "symbol" in event else (self.symbols[0]),
+                         "loss": event["loss"].sum(), "legs": len(event)})
+        return pd.DataFrame(rows)
+
     # ----- records ----------------------------------------------------------------------------
 
     def records(self) -> Records:

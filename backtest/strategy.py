@@ -137,6 +137,9 @@ class Strategy:
     2.0
     """
 
+    portfolio: ClassVar[bool] = True  # on Markets: one account per combination, every instrument
+    cross_sectional: ClassVar[bool] = False  # hooks take the whole Markets and return DataFrames
+
     leverage: float = 1.0
     margin_mode: str = "isolated"
     fees: float = 0.0005  # Binance USDⓈ-M taker fee, regular tier
@@ -255,6 +258,11 @@ class Strategy:
         return {}
 
     def size(self, market) -> dict[str, Any]:
+        """Default: all the equity (one instrument); in a portfolio of N instruments each leg
+        gets an even share of the account's leverage (exposure = leverage / N)."""
+        legs = getattr(self, "_instruments", 1)
+        if legs > 1:
+            return {"size": float(self.leverage) / legs, "size_type": "exposure"}
         return {"size": 1.0, "size_type": "equity"}
 
     # ----- running ----------------------------------------------------------------------------
@@ -293,32 +301,152 @@ class Strategy:
 
         return find_lookahead(self, market, cuts=cuts, **grid)
 
-    def run(self, market, *, progress: bool = False, **grid: Any):
-        """Run the strategy on ``market``; any parameter given a list becomes a grid axis.
+    def run(self, market, *, progress: bool = False, per_bar=None, n_jobs=None, **grid: Any):
+        """Run the strategy on a :class:`Market` or :class:`Markets`; any parameter given a list
+        becomes a grid axis.
 
-        All combinations (the cartesian product) are simulated as columns of ONE
-        :func:`backtest.simulate` call; the result's columns carry a MultiIndex of the grid's
-        parameter values. Scalars in ``grid`` simply override a parameter. ``progress=True``
-        shows a progress bar over the grid's hook calls when stderr is a terminal.
+        All combinations (the cartesian product) — times the instruments, for Markets — are
+        simulated as columns of ONE :func:`backtest.simulate` call; the result's columns carry a
+        MultiIndex of the grid's parameter values (and the symbol). On Markets the hooks run
+        once per instrument with that instrument's Market (a strategy written for one market
+        runs unchanged on ten), or once on the whole set when the class sets
+        ``cross_sectional = True`` (its hooks then return DataFrames with one column per
+        symbol: rank, rotate, pair); with ``portfolio = True`` (the default) each parameter
+        combination is one account holding every instrument, else each instrument trades alone.
+        Scalars in ``grid`` override a parameter. ``progress=True`` shows a progress bar over the
+        hook calls when stderr is a terminal; ``per_bar`` and ``n_jobs`` go to ``simulate``.
 
         >>> result = MyStrategy().run(market, fast=[10, 20, 30], slow=[50, 100])  # doctest: +SKIP
         >>> result.equity.columns.names                                            # doctest: +SKIP
         FrozenList(['fast', 'slow'])
         """
         from backtest.engine.simulate import simulate
+        from backtest.markets import Markets
 
         base, axes, variants, columns = self.expand(**grid)
-        kwargs = _stack_hooks(variants, market, columns, progress)
+        extra = {}
+        if isinstance(market, Markets):
+            kwargs, columns, extra = _stack_markets(base, variants, market, axes, columns, progress)
+            repeat = len(market.symbols)
+        else:
+            kwargs = _stack_hooks(variants, market, columns, progress)
+            repeat = 1
         settings = base.get_settings()
+        per_account = extra.get("group_by") is not None
         for name in PER_COLUMN_SETTINGS:
             values = [getattr(v, name) for v in variants]
-            kwargs[name] = np.asarray(values, dtype=float)[None, :] if name in axes else values[0]
+            if name not in axes:
+                kwargs[name] = values[0]
+            elif name == "init_cash" and per_account:
+                kwargs[name] = np.asarray(values, dtype=float)
+            else:
+                kwargs[name] = np.repeat(np.asarray(values, dtype=float), repeat)[None, :]
+        if "leverage" in axes:
+            kwargs["leverage"] = kwargs["leverage"][0]
+        if "init_cash" in axes and not per_account:
+            kwargs["init_cash"] = kwargs["init_cash"][0]
         for name in CALL_SETTINGS:
             kwargs[name] = settings[name]
-        result = simulate(market, columns=columns, **kwargs)
+        result = simulate(market, columns=columns, per_bar=per_bar, n_jobs=n_jobs, **extra, **kwargs)
         result.strategy_name = type(self).__name__
         result.params = {**base.get_params(), **{k: v for k, v in axes.items()}}
         return result
+
+
+def _stack_markets(base, variants, markets, axes, columns, progress):
+    """Hook outputs for every (combination, instrument) as (bars × columns) arguments on the
+    markets' clock: per instrument by default, on the whole set for cross-sectional strategies.
+    Before an instrument's first bar its signals are False and its sizes 0. Returns (kwargs,
+    columns (params…, symbol), extra simulate arguments)."""
+    symbols = markets.symbols
+    index = markets.index
+    n_bars = len(index)
+    owner = type(base).__name__
+    outputs: list[dict] = []  # one per column: combinations major, instruments minor
+    for variant in _progress(variants, progress):
+        variant._instruments = len(symbols)
+        outputs += _cross_sectional_outputs(variant, markets) if base.cross_sectional else \
+            [_instrument_outputs(variant, markets, symbol) for symbol in symbols]
+    size_types = {out.pop("size_type", "equity") for out in outputs}
+    if len(size_types) > 1:
+        raise ValueError(f"{owner}: size_type must be the same for every column, got {sorted(size_types)}")
+    kwargs: dict[str, Any] = {"size_type": size_types.pop()}
+    for key in sorted(set().union(*outputs)):
+        is_signal = key in SIGNAL_KEYS
+        fill = False if is_signal else (0.0 if key == "size" else np.nan)
+        stacked = np.empty((n_bars, len(outputs)), dtype=bool if is_signal else float, order="F")
+        for j, out in enumerate(outputs):
+            stacked[:, j] = fill if out.get(key) is None else out[key]
+        kwargs[key] = stacked
+    if not axes:
+        columns = pd.Index(symbols, name="symbol")
+        group_by = True if base.portfolio else None
+    else:
+        combos = [c if isinstance(c, tuple) else (c,) for c in columns]
+        columns = pd.MultiIndex.from_tuples([(*combo, symbol) for combo in combos for symbol in symbols],
+                                            names=[*columns.names, "symbol"])
+        group_by = list(axes) if base.portfolio else None
+    instruments = [label[-1] if isinstance(label, tuple) else label for label in columns]
+    return kwargs, columns, {"instruments": instruments, "group_by": group_by}
+
+
+def _on_clock(value, market, key, where, index) -> np.ndarray | None:
+    """A hook's per-bar value for one instrument, placed on the markets' clock."""
+    column = _as_column(value, market, key, where)
+    if column is None:
+        return None
+    is_signal = key in SIGNAL_KEYS
+    full = np.full(len(index), False if is_signal else (0.0 if key == "size" else np.nan),
+                   dtype=bool if is_signal else float)
+    full[index.get_indexer(market.index)] = column
+    return full
+
+
+def _instrument_outputs(variant, markets, symbol) -> dict:
+    market = markets[symbol]
+    out, wheres = _hook_outputs(variant, market)
+    return {k: (v if k == "size_type" else _on_clock(v, market, k, f"{wheres[k]} on {symbol}", markets.index))
+            for k, v in out.items()}
+
+
+def _cross_sectional_outputs(variant, markets) -> list[dict]:
+    """Hooks called once with the Markets; DataFrames with a column per symbol (or one value
+    for all) become one output per instrument."""
+    out, wheres = _hook_outputs(variant, markets)
+    per_symbol = []
+    for symbol in markets.symbols:
+        mine = {}
+        for key, value in out.items():
+            if key == "size_type" or value is None or np.isscalar(value):
+                mine[key] = value
+                continue
+            if isinstance(value, pd.DataFrame):
+                if symbol not in value.columns:
+                    raise ValueError(f"{wheres[key]}: {key!r} has no column {symbol!r}; a "
+                                     "cross-sectional hook returns one column per symbol")
+                value = value[symbol]
+            mine[key] = _as_column(value, markets, key, wheres[key])
+        per_symbol.append(mine)
+    return per_symbol
+
+
+def _hook_outputs(variant, market) -> tuple[dict, dict]:
+    """Every hook's mapping merged, and which hook gave each key (for messages)."""
+    owner = type(variant).__name__
+    out, wheres = {}, {}
+    for hook, keys in ((variant.signals, SIGNAL_KEYS), (variant.stops, STOP_KEYS),
+                       (variant.size, SIZE_KEYS)):
+        where = f"{owner}.{hook.__name__}()"
+        produced = _call_hook(hook, market, where)
+        unknown = set(produced) - set(keys)
+        if unknown:
+            raise ValueError(f"{where} returned unknown keys {sorted(map(str, unknown))}; "
+                             f"expected some of {list(keys)}")
+        out.update(produced)
+        wheres.update(dict.fromkeys(produced, where))
+    if not any(out.get(k) is not None for k in ("entries", "short_entries")):
+        raise ValueError(f"{owner}.signals() must return 'entries' or 'short_entries'")
+    return out, wheres
 
 
 def _grid_columns(axes: dict[str, list], combos: list[tuple]) -> pd.Index:
@@ -390,21 +518,7 @@ def _stack_hooks(variants: list[Strategy], market, columns: pd.Index, progress: 
     n_bars = len(market)
     per_variant: list[dict[str, Any]] = []
     for variant in _progress(variants, progress):
-        owner = type(variant).__name__
-        out: dict[str, Any] = {}
-        wheres = {}
-        for hook, keys in ((variant.signals, SIGNAL_KEYS), (variant.stops, STOP_KEYS),
-                           (variant.size, SIZE_KEYS)):
-            where = f"{owner}.{hook.__name__}()"
-            produced = _call_hook(hook, market, where)
-            unknown = set(produced) - set(keys)
-            if unknown:
-                raise ValueError(f"{where} returned unknown keys "
-                                 f"{sorted(map(str, unknown))}; expected some of {list(keys)}")
-            out.update(produced)
-            wheres.update(dict.fromkeys(produced, where))
-        if not any(out.get(k) is not None for k in ("entries", "short_entries")):
-            raise ValueError(f"{owner}.signals() must return 'entries' or 'short_entries'")
+        out, wheres = _hook_outputs(variant, market)
         per_variant.append({k: (v if k == "size_type" else _as_column(v, market, k, wheres[k]))
                             for k, v in out.items()})
 

@@ -69,8 +69,57 @@ LEVERAGE = [
 ]
 
 
+CASCADE = [
+    new_markdown_cell(
+        "# A cross-margin account killed by its altcoin leg\n\n"
+        "On 10 October 2025 cross-margin accounts holding BTC, ETH and altcoins were liquidated "
+        "because the altcoin leg collapsed far beyond BTC's fall and dragged the shared collateral "
+        "down with it. Here a 5x long portfolio — BTC, ETH and SOL, the account's leverage split "
+        "evenly — rides the **synthetic** replay of that day (see `data/README.md`), once in one "
+        "cross account and once with each leg isolated."),
+    new_code_cell("import numpy as np\nimport pandas as pd\nimport backtest\nfrom backtest import Strategy\n\n"
+                  "markets = backtest.load_markets('../data/*-1h.parquet')['2025-10-08':'2025-10-14']\n"
+                  "markets"),
+    new_markdown_cell("The cascade day per instrument: the altcoin falls furthest and its order book "
+                      "thins most (2% depth against the day before)."),
+    new_code_cell("rows = {}\nfor symbol in markets:\n"
+                  "    day = markets[symbol]['2025-10-10':'2025-10-10 23:00']\n"
+                  "    before = markets[symbol]['2025-10-09':'2025-10-09 23:00']\n"
+                  "    rows[symbol] = {'high -> low': day.low.min() / day.high.max() - 1,\n"
+                  "                    'depth vs day before': day.depth.min() / before.depth.median()}\n"
+                  "pd.DataFrame(rows).T.style.format('{:.1%}')"),
+    new_code_cell("class HoldLong(Strategy):\n"
+                  "    \"\"\"Buy every instrument on the first bar and hold.\"\"\"\n"
+                  "    fees = 0.0005\n\n"
+                  "    def signals(self, market):\n"
+                  "        entries = np.zeros(len(market), dtype=bool)\n"
+                  "        entries[0] = True\n"
+                  "        return {'entries': entries}\n\n"
+                  "cross = HoldLong(leverage=5.0, margin_mode='cross').run(markets)\n"
+                  "isolated = HoldLong(leverage=5.0, margin_mode='isolated').run(markets)\n"
+                  "pd.DataFrame({'cross': cross.stats(), 'isolated': isolated.stats()}).loc[\n"
+                  "    ['total_return', 'max_drawdown', 'liquidations', 'insurance_shortfall', 'fees_paid']]"),
+    new_markdown_cell("Which leg killed the cross account: at the moment its margin balance met its "
+                      "maintenance margin along the joint path of the three instruments, every leg "
+                      "was closed; the one that lost the most is the trigger."),
+    new_code_cell("cross.liquidation_triggers()"),
+    new_code_cell("cross.liquidations[['symbol', 'time', 'price', 'loss', 'fee', 'insurance_shortfall']]"),
+    new_markdown_cell("Per instrument, cross against isolated: isolated margin lets the altcoin leg "
+                      "die alone while the others keep their margin."),
+    new_code_cell("pd.concat({'cross': cross.instruments(), 'isolated': isolated.instruments()})[\n"
+                  "    ['pnl', 'liquidations', 'exposure']]"),
+    new_code_cell("saved = isolated.stats()['final_equity'] - cross.stats()['final_equity']\n"
+                  "print(f'isolated margin kept {saved:,.0f} USDT of 10,000 that the cross account lost')"),
+    new_code_cell("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n\n"
+                  "ax = pd.DataFrame({'cross': cross.equity, 'isolated': isolated.equity}).plot(\n"
+                  "    figsize=(10, 4), title='5x BTC + ETH + SOL: equity through the cascade')\n"
+                  "ax.axvline(pd.Timestamp('2025-10-10 21:00', tz='UTC'), color='red', ls='--')\nplt.close()"),
+]
+
+
 def main() -> None:
-    for name, cells in (("quickstart.ipynb", QUICKSTART), ("leverage_and_liquidation.ipynb", LEVERAGE)):
+    for name, cells in (("quickstart.ipynb", QUICKSTART), ("leverage_and_liquidation.ipynb", LEVERAGE),
+                        ("cross_margin_cascade.ipynb", CASCADE)):
         notebook = new_notebook(cells=cells, metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
         nbformat.write(notebook, HERE / name)

@@ -116,6 +116,8 @@ class SymbolModel:
     cascade_drop_from_high: float  # traded low at least this far under the cascade day's high
     cascade_mark_drop_from_open: float  # mark low at least this far under the pre-crash mark
     cascade_overshoot: float  # extra fall of the traded price under the index at the bottom
+    cascade_depth_floor: float = 0.1  # 2% depth falls to this share of normal in the cascade
+    correlation_to_btc: float | None = None  # None: drawn with the BTC/ETH pair
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,15 @@ SYMBOLS = {
         start_price=2_300.0, annual_vol=0.70, trend_beta=1.25, tick=0.01,
         volume_usd_per_hour=350e6, depth_usd=200e6, micro_noise=1.5e-4,
         cascade_drop_from_high=0.20, cascade_mark_drop_from_open=0.20, cascade_overshoot=0.006),
+    # an altcoin: more volatile, thinner, and its cascade far deeper than BTC's (−30% to −40%
+    # intraday on 10 October 2025), its book thinning most
+    "SOLUSDT": SymbolModel(
+        start_price=100.0, annual_vol=0.95, trend_beta=1.6, tick=0.001,
+        volume_usd_per_hour=120e6, depth_usd=40e6, micro_noise=2.5e-4,
+        cascade_drop_from_high=0.36, cascade_mark_drop_from_open=0.30, cascade_overshoot=0.015,
+        cascade_depth_floor=0.04, correlation_to_btc=0.75),
 }
+PAIR = ("BTCUSDT", "ETHUSDT")  # drawn together; the others follow BTC with their own correlation
 CASCADE = CascadeModel()
 CASCADE_DAY = CASCADE.day
 
@@ -261,7 +271,8 @@ def _cascade_depth(model: SymbolModel, crash: int, index_path, premium, micro) -
     return max(0.0, float(index_path[crash, bottom] - min(index_for_traded, index_for_mark)))
 
 
-def _cascade_multipliers(n: int, crash: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _cascade_multipliers(n: int, crash: int | None, depth_floor: float = CascadeModel.depth_floor,
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per hour: extra variance (× the long-run variance), depth and volume multiples.
 
     Without a cascade: no extra variance, depth × 1, volume NaN (= not overridden).
@@ -273,7 +284,7 @@ def _cascade_multipliers(n: int, crash: int | None) -> tuple[np.ndarray, np.ndar
         # added as variance so it does not compound with a GARCH volatility that is already high
         variance[crash + 1:] = (CASCADE.vol_spike**2 - 1.0) * np.exp(
             -hours[:-1] / CASCADE.vol_decay_hours)
-        depth[crash:] = 1.0 - (1.0 - CASCADE.depth_floor) * np.exp(
+        depth[crash:] = 1.0 - (1.0 - depth_floor) * np.exp(
             -hours / CASCADE.depth_recovery_hours)
         window = hours[:CASCADE.window_hours]
         volume[crash:crash + len(window)] = 1.0 + (CASCADE.volume_mult - 1.0) * np.exp(
@@ -321,7 +332,7 @@ def _simulate(index: pd.DatetimeIndex, model: SymbolModel, z: np.ndarray, trend:
 
     sigma = _garch_sigma(z, model.annual_vol)
     long_run = model.annual_vol / np.sqrt(HOURS_PER_YEAR)
-    extra_variance, depth_mult, volume_mult = _cascade_multipliers(n, crash)
+    extra_variance, depth_mult, volume_mult = _cascade_multipliers(n, crash, model.cascade_depth_floor)
     sigma_now = np.sqrt(sigma**2 + extra_variance * long_run**2)
     returns = model.trend_beta * trend + sigma_now * z
     log_open = np.log(model.start_price) + np.r_[0.0, np.cumsum(returns)[:-1]]
@@ -368,26 +379,34 @@ def _simulate(index: pd.DatetimeIndex, model: SymbolModel, z: np.ndarray, trend:
 
 
 def generate_pair(*, seed: int = SEED, start: str = START, end: str = END) -> dict[str, pd.DataFrame]:
-    """BTCUSDT and ETHUSDT, correlated, as DataFrames in the sample-file layout.
+    """Every modelled symbol (BTCUSDT, ETHUSDT and the altcoin SOLUSDT), correlated, as
+    DataFrames in the sample-file layout.
 
     Hourly bars from ``start`` to ``end`` (UTC, inclusive); the cascade is included when the range
     holds 2025-10-10 from 00:00 through 21:00. The seed fixes the values for a given range.
 
     >>> frames = generate_pair(start="2025-10-01", end="2025-10-31 23:00")
     >>> sorted(frames), len(frames["BTCUSDT"])
-    (['BTCUSDT', 'ETHUSDT'], 744)
+    (['BTCUSDT', 'ETHUSDT', 'SOLUSDT'], 744)
     >>> list(frames["ETHUSDT"].columns[:5])
     ['timestamp', 'open', 'high', 'low', 'close']
     """
     index = pd.date_range(pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC"), freq="h")
     if len(index) < 2:
         raise ValueError(f"need at least two hourly bars between {start} and {end}")
-    shared, *own = np.random.default_rng(seed).spawn(1 + len(SYMBOLS))
+    shared, *own = np.random.default_rng(seed).spawn(1 + len(SYMBOLS))  # children by position
     z = _correlated_t(shared, len(index))
     trend = _ar1(TREND_SHOCK_STD * shared.standard_normal(len(index)), TREND_PERSISTENCE)
     crash = _cascade_bar(index)
-    return {symbol: _simulate(index, model, z[k], trend, own[k], crash)
-            for k, (symbol, model) in enumerate(SYMBOLS.items())}
+    frames = {}
+    for k, (symbol, model) in enumerate(SYMBOLS.items()):
+        if symbol in PAIR:
+            innovations = z[PAIR.index(symbol)]
+        else:  # Student-t like the pair, correlated with BTC's, from the symbol's own stream
+            rho = model.correlation_to_btc
+            innovations = rho * z[0] + np.sqrt(1.0 - rho**2) * _correlated_t(own[k], len(index))[0]
+        frames[symbol] = _simulate(index, model, innovations, trend, own[k], crash)
+    return frames
 
 
 def generate(symbol: str, *, seed: int = SEED, start: str = START, end: str = END) -> pd.DataFrame:
@@ -411,14 +430,14 @@ def _same_as_file(path: Path, frame: pd.DataFrame) -> bool:
 
 
 def write_sample_data(out_dir=DATA_DIR, *, seed: int = SEED, force: bool = False) -> list[Path]:
-    """Write ``{symbol}-1h.parquet`` for both symbols into ``out_dir``; returns the paths.
+    """Write ``{symbol}-1h.parquet`` for every modelled symbol into ``out_dir``; returns the paths.
 
     A file that already holds exactly these values is left untouched. A file that differs is not
     replaced unless ``force`` (raises :class:`FileExistsError` before writing anything).
 
     >>>     >>> with tempfile.TemporaryDirectory() as folder:             # doctest: +SKIP
     ...     [p.name for p in write_sample_data(folder)]
-    ['BTCUSDT-1h.parquet', 'ETHUSDT-1h.parquet']
+    ['BTCUSDT-1h.parquet', 'ETHUSDT-1h.parquet', 'SOLUSDT-1h.parquet']
     """
     out_dir = Path(out_dir)
     frames = generate_pair(seed=seed)
@@ -446,7 +465,7 @@ def main(argv=None) -> int:
     """Command line: ``python -m backtest.data.synthetic [--out DIR] [--seed N] [--force]``."""
     parser = argparse.ArgumentParser(
         prog="python -m backtest.data.synthetic",
-        description="Regenerate the SYNTHETIC sample data (BTCUSDT and ETHUSDT, hourly).")
+        description="Regenerate the SYNTHETIC sample data (BTCUSDT, ETHUSDT and SOLUSDT, hourly).")
     parser.add_argument("--out", default=str(DATA_DIR), help="folder to write (default: data/)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
     parser.add_argument("--force", action="store_true", help="overwrite files that differ")

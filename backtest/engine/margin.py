@@ -94,9 +94,13 @@ def tiered_liquidation_price_nb(side: int, entry_price: float, qty: float, walle
 # ----- tier tables -----------------------------------------------------------------------------
 
 
-def load_tiers(symbol_or_path) -> pd.DataFrame:
+def load_tiers(symbol_or_path, symbol: str | None = None) -> pd.DataFrame:
     """A maintenance-bracket table: ``min_notional, max_notional, mmr, maintenance_amount,
-    max_leverage`` (notional in USDT), for a shipped symbol ("BTCUSDT", "ETHUSDT") or a JSON file.
+    max_leverage`` (notional in USDT), for a shipped symbol (BTCUSDT, ETHUSDT, SOLUSDT, XRPUSDT)
+    or a JSON file: ours (``{"brackets": [...]}``), or ccxt's ``fetch_leverage_tiers`` layout —
+    a list of tiers, or a dict by symbol (pick one with ``symbol``, e.g. "SOLUSDT" or
+    "SOL/USDT:USDT"), each tier with ``minNotional, maxNotional, maintenanceMarginRate,
+    maxLeverage`` and the maintenance amount in ``info.cum``.
 
     >>> load_tiers("BTCUSDT").iloc[0].tolist()
     [0.0, 50000.0, 0.004, 0.0, 125.0]
@@ -109,8 +113,34 @@ def load_tiers(symbol_or_path) -> pd.DataFrame:
             raise ValueError(f"tiers: no table shipped for {symbol_or_path!r}; shipped: "
                              f"{', '.join(shipped)} (or pass a DataFrame or a JSON path)")
     payload = json.loads(path.read_text())
-    rows = payload["brackets"] if isinstance(payload, dict) else payload
-    return check_tiers(pd.DataFrame(rows), source=str(path))
+    if isinstance(payload, dict) and "brackets" in payload:
+        return check_tiers(pd.DataFrame(payload["brackets"]), source=str(path))
+    if isinstance(payload, dict):  # ccxt: {symbol: [tiers]}
+        wanted = {_plain_symbol(key): key for key in payload}
+        key = wanted.get(_plain_symbol(symbol)) if symbol else (next(iter(payload)) if len(payload) == 1 else None)
+        if key is None:
+            raise ValueError(f"{path}: holds tiers for {', '.join(payload)}; pass symbol= to pick one")
+        payload = payload[key]
+    if payload and isinstance(payload[0], dict) and "maintenanceMarginRate" in payload[0]:
+        payload = [_from_ccxt(tier, path) for tier in payload]
+    return check_tiers(pd.DataFrame(payload), source=str(path))
+
+
+def _plain_symbol(symbol) -> str:
+    """"SOL/USDT:USDT" and "SOLUSDT" alike: base and quote, upper case."""
+    text = str(symbol).upper().split(":")[0]
+    return text.replace("/", "")
+
+
+def _from_ccxt(tier: dict, path) -> dict:
+    try:
+        return {"min_notional": float(tier["minNotional"]), "max_notional": float(tier["maxNotional"]),
+                "mmr": float(tier["maintenanceMarginRate"]),
+                "maintenance_amount": float((tier.get("info") or {}).get("cum", 0.0)),
+                "max_leverage": float(tier["maxLeverage"])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: a ccxt tier lacks {exc} (minNotional, maxNotional, "
+                         "maintenanceMarginRate, maxLeverage, info.cum)") from exc
 
 
 def check_tiers(tiers: pd.DataFrame, source: str = "tiers") -> pd.DataFrame:
@@ -170,11 +200,12 @@ def flat_tiers(mmr: float, max_leverage: float = DEFAULT_MAX_LEVERAGE) -> pd.Dat
     return pd.DataFrame([[0.0, np.inf, float(mmr), 0.0, float(max_leverage)]], columns=TIER_COLUMNS)
 
 
-def resolve_tiers(tiers) -> pd.DataFrame:
-    """A table from a shipped symbol, a JSON path or a DataFrame (validated)."""
+def resolve_tiers(tiers, symbol: str | None = None) -> pd.DataFrame:
+    """A table from a shipped symbol, a JSON path (a ccxt file by symbol: ``symbol`` picks) or
+    a DataFrame (validated)."""
     if isinstance(tiers, pd.DataFrame):
         return check_tiers(tiers)
-    return load_tiers(tiers)
+    return load_tiers(tiers, symbol=symbol)
 
 
 # ----- public scalar/array wrappers --------------------------------------------------------------

@@ -65,9 +65,10 @@ from backtest.engine.records import (
 # Leg state fields (rows of ``legs``).
 QTY, ENTRY, MARGIN, FEES, FUNDING, SL, TP, TRAIL, PEAK, ENTRY_BAR, STOP_BAR, ENTRY_MARGIN = range(12)
 N_LEG_FIELDS = 12
-# Slot fields (rows of ``slots``): net quantity, Σ qty·entry, isolated collateral, cached LP.
-S_Q, S_QE, S_MARGIN, S_LP = range(4)
-N_SLOT_FIELDS = 4
+# Slot fields (rows of ``slots``): net quantity, Σ qty·entry, isolated collateral (Σ legs'
+# margins), cached LP, legs open. Σ qty·entry stays while legs are open even if they net to 0.
+S_Q, S_QE, S_MARGIN, S_LP, S_LEGS = range(5)
+N_SLOT_FIELDS = 5
 # Record kinds (index into ``counts``).
 ORDERS, TRADES, LIQS, FUNDS = range(4)
 NO_EVENT, EV_LIQ, EV_SL, EV_TRAIL, EV_TP = 0, 1, 2, 3, 4
@@ -124,7 +125,7 @@ def _slot_value(slots, s, k, price, tiers):
     maintenance margin at mark price P."""
     q = slots[S_Q, s]
     if q == 0.0:
-        return 0.0
+        return -slots[S_QE, s]  # legs netting to zero: their locked-in PnL, no maintenance
     notional = abs(q) * price
     j = _bracket(tiers, k, notional)
     return q * price - slots[S_QE, s] - (notional * tiers.mmr[j] - tiers.cum[j])
@@ -176,7 +177,7 @@ def _cross_surplus(wallet, slots, slot_inst, n_slots, t, m0, m1, tiers):
     """The cross account's surplus at fraction t of the joint mark segment m0→m1."""
     total = wallet
     for s in range(n_slots):
-        if slots[S_Q, s] != 0.0:
+        if slots[S_LEGS, s] > 0.0:
             total += _slot_value(slots, s, slot_inst[s], m0[s] + t * (m1[s] - m0[s]), tiers)
     return total
 
@@ -294,8 +295,11 @@ def _remove_from_slot(slots, s, legs, j, cross):
     slots[S_Q, s] -= legs[QTY, j]
     slots[S_QE, s] -= legs[QTY, j] * legs[ENTRY, j]
     slots[S_MARGIN, s] -= legs[MARGIN, j]
-    if slots[S_Q, s] == 0.0 or abs(slots[S_Q, s]) < 1e-12 * abs(legs[QTY, j]):
+    slots[S_LEGS, s] -= 1.0
+    if slots[S_LEGS, s] == 0.0:  # nothing left: no rounding residue either
         slots[S_Q, s], slots[S_QE, s], slots[S_MARGIN, s] = 0.0, 0.0, 0.0
+    elif abs(slots[S_Q, s]) < 1e-12 * abs(legs[QTY, j]):  # legs that net to zero
+        slots[S_Q, s] = 0.0
     _invalidate(slots, s, cross)
 
 
@@ -396,7 +400,7 @@ def _liquidate(ctx, i, slot, fills):
     n_slots = slots.shape[1]
     for s in range(n_slots):
         if slot < 0 or s == slot:
-            slots[S_Q, s], slots[S_QE, s], slots[S_MARGIN, s] = 0.0, 0.0, 0.0
+            slots[S_Q, s], slots[S_QE, s], slots[S_MARGIN, s], slots[S_LEGS, s] = 0.0, 0.0, 0.0, 0.0
     slots[S_LP, :] = np.nan
     if cross:
         for j in range(m):
@@ -411,9 +415,8 @@ def _equity(ctx, prices):
      liq_rate) = ctx
     total = wallet[0]
     for s in range(slots.shape[1]):
-        q = slots[S_Q, s]
-        if q != 0.0:
-            upnl = q * prices[s] - slots[S_QE, s]
+        if slots[S_LEGS, s] > 0.0:
+            upnl = slots[S_Q, s] * prices[s] - slots[S_QE, s]
             if not cross:
                 upnl = max(upnl, -slots[S_MARGIN, s])
             total += upnl
@@ -451,7 +454,9 @@ def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
     for other in range(cols.shape[0]):
         if other != j and legs[QTY, other] != 0.0:
             used += legs[MARGIN, other]
-    available = equity - used
+    # cross: the margin balance backs new orders; isolated: only the wallet not committed to
+    # positions (an isolated position's unrealized profit is not available balance)
+    available = equity - used if cross else wallet[0] - used
     slst, slpx = flex_nb(od.sl_stop, s_bar, c), flex_nb(od.sl_price, s_bar, c)
     sl_level = np.nan
     if slst > 0.0:
@@ -530,6 +535,7 @@ def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
     slots[S_Q, s] += side * qty
     slots[S_QE, s] += side * qty * fill
     slots[S_MARGIN, s] += margin
+    slots[S_LEGS, s] += 1.0
     _invalidate(slots, s, cross)
     counts[4] += 1
     _record_order(rec, counts, keep, c, i, side, qty, fill, fee, OrderStatus.filled, Reason.signal)
@@ -581,7 +587,7 @@ def _liquidation_event(ctx, tiers, p0, m0, m1, fills):
     held = 0
     last = -1
     for s in range(n_slots):
-        if slots[S_Q, s] != 0.0:
+        if slots[S_LEGS, s] > 0.0:
             held += 1
             last = s
     if held == 0:
@@ -768,14 +774,17 @@ def _quiet(legs, leg_slot, slots, slot_inst, wallet0, cross, lows, highs, mlows,
     n_slots = slots.shape[1]
     held, last = 0, -1
     for s in range(n_slots):
-        if slots[S_Q, s] != 0.0:
+        if slots[S_LEGS, s] > 0.0:
             held += 1
             last = s
     if cross and held > 1:
         worst = wallet0
         for s in range(n_slots):
             q = slots[S_Q, s]
+            if slots[S_LEGS, s] == 0.0:
+                continue
             if q == 0.0:
+                worst -= slots[S_QE, s]
                 continue
             k = slot_inst[s]
             worst_s = np.inf
@@ -813,7 +822,7 @@ def _refresh_lps(slots, slot_inst, wallet0, cross, tiers):
     (one slot's, or the cross account's single slot; a multi-slot cross account has none)."""
     held = 0
     for s in range(slots.shape[1]):
-        if slots[S_Q, s] != 0.0:
+        if slots[S_LEGS, s] > 0.0:
             held += 1
     if cross and held > 1:
         return
@@ -873,8 +882,8 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
             due = False
             for s in range(n_slots):
                 rate = funding2[slot_inst[s], i]
-                if slots[S_Q, s] != 0.0 and not np.isnan(rate) and rate != 0.0:
-                    due = True
+                if slots[S_LEGS, s] > 0.0 and not np.isnan(rate) and rate != 0.0:
+                    due = True  # each leg pays on its own quantity: the net position's funding
             if due:
                 _pay_funding(i, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, cols, cross,
                              funding2, mopens, rec[3], counts, keep)
@@ -894,6 +903,11 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
             if not quiet:
                 _set_segment(p0, p1, m0, m1, opens, opens, mopens, mopens)
                 _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
+            elif single:  # the open is a point of the path: trailing peaks move to it
+                q = legs[QTY, 0]
+                legs[PEAK, 0] = max(legs[PEAK, 0], opens[0]) if q > 0.0 else min(legs[PEAK, 0], opens[0])
+            else:
+                _move_peaks(legs, leg_slot, opens, opens)
         if not wiped:
             wiped = counts[4] == 0 and wallet[0] <= wiped_level
         if timing == Timing.next_open and i > 0 and not wiped:
@@ -975,12 +989,14 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
                 loaded = True
             total = wallet[0]
             for s in range(n_slots):
-                q = slots[S_Q, s]
-                if q == 0.0:
+                if slots[S_LEGS, s] == 0.0:
                     continue
+                q = slots[S_Q, s]
                 k = slot_inst[s]
                 upnl = q * closes[s] - slots[S_QE, s]
                 total += upnl if cross else max(upnl, -slots[S_MARGIN, s])
+                if q == 0.0:
+                    continue
                 exposure += abs(q) * closes[s]
                 notional = abs(q) * mcloses[s]
                 jb = t_start[k] + t_count[k] - 1
@@ -1164,27 +1180,37 @@ def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intr
 def _mark_open_positions(ctx, i, prices):
     """Record positions still open at the end (``Reason.end``), marked like the equity: an
     isolated slot loses at most its margin, a cross account at most its wallet; what lies
-    beyond is shown as shortfall (shared by notional)."""
+    beyond is shown as shortfall, shared by notional."""
     (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
      liq_rate) = ctx
     m = cols.shape[0]
-    balance, notional_total = wallet[0], 0.0
+    n_slots = slots.shape[1]
+    pnl_slot = np.zeros(n_slots)
+    notional_slot = np.zeros(n_slots)
     for j in range(m):
         q = legs[QTY, j]
         if q != 0.0:
-            balance += q * (prices[leg_slot[j]] - legs[ENTRY, j])
-            notional_total += abs(q) * prices[leg_slot[j]]
-    cross_shortfall = max(-balance, 0.0) if cross else 0.0
+            s = leg_slot[j]
+            pnl_slot[s] += q * (prices[s] - legs[ENTRY, j])
+            notional_slot[s] += abs(q) * prices[s]
+    shortfall_slot = np.zeros(n_slots)
+    if cross:
+        total = max(-(wallet[0] + pnl_slot.sum()), 0.0)
+        notional = notional_slot.sum()
+        for s in range(n_slots):
+            shortfall_slot[s] = total * notional_slot[s] / notional if notional > 0.0 else 0.0
+    else:
+        for s in range(n_slots):
+            shortfall_slot[s] = max(-(slots[S_MARGIN, s] + pnl_slot[s]), 0.0)
     for j in range(m):
         q = legs[QTY, j]
         if q == 0.0:
             continue
-        price = prices[leg_slot[j]]
+        s = leg_slot[j]
+        price = prices[s]
         pnl = q * (price - legs[ENTRY, j])
-        if cross:
-            shortfall = cross_shortfall * abs(q) * price / notional_total if notional_total > 0.0 else cross_shortfall
-        else:
-            shortfall = max(-(legs[MARGIN, j] + pnl), 0.0)
+        share = abs(q) * price / notional_slot[s] if notional_slot[s] > 0.0 else 1.0
+        shortfall = shortfall_slot[s] * share
         net = pnl + shortfall - legs[FEES, j] - legs[FUNDING, j]
         _record_trade(rec, counts, keep, acc, colacc, cols[j], legs, j, i, price, net, shortfall,
                       Reason.end)

@@ -216,7 +216,7 @@ def _one_table(symbol, tiers, mmr) -> tuple[pd.DataFrame, str]:
         if shipped:
             return load_tiers(symbol), str(symbol).upper()
         return flat_tiers(DEFAULT_MMR), f"default: flat mmr {DEFAULT_MMR}, up to {DEFAULT_MAX_LEVERAGE:g}x"
-    return resolve_tiers(tiers), (tiers if isinstance(tiers, str) else "custom")
+    return resolve_tiers(tiers, symbol), (tiers if isinstance(tiers, str) else "custom")
 
 
 def _tier_tables(markets, tiers, mmr) -> tuple[list[pd.DataFrame], list[str]]:

@@ -74,18 +74,16 @@ def _environment():
     return env
 
 
-def _window(result, column) -> slice:
+def _window(result, market, liqs, equity) -> slice:
     """Bars to show in the price window: around the first liquidation, else the worst drawdown."""
     from backtest.report.figures import WINDOW_BARS
 
-    n = len(result.market)
-    liqs = result.liquidations
-    liqs = liqs[liqs["col"] == column] if column is not None else liqs
+    n = len(market)
     if len(liqs):
-        center = result.market.index.get_loc(liqs["time"].iloc[0])
+        center = int(market.index.searchsorted(liqs["time"].iloc[0]))
     else:
-        equity = _series(result.equity, result, column)
-        center = int(np.argmin((equity / equity.cummax()).to_numpy()))
+        worst = (equity / equity.cummax()).idxmin()
+        center = int(market.index.searchsorted(worst))
     start = max(0, min(center - WINDOW_BARS // 2, n - WINDOW_BARS))
     return slice(start, min(n, start + WINDOW_BARS))
 
@@ -97,54 +95,71 @@ def _series(frame, result, column):
 
 
 def _single_context(result, column) -> dict:
+    """The report of one account (``column`` is its label; None when there is one)."""
     from backtest import levels as sr
     from backtest.report import figures
 
     stats = result.stats() if column is None else result.stats(column)
+    account = column if column is not None else result.accounts[0]
+    legs = result.columns_of(account)
     equity = _series(result.equity, result, column)
-    trades = result.trades if column is None else result.trades[result.trades["col"] == column]
-    liqs = result.liquidations if column is None else result.liquidations[result.liquidations["col"] == column]
+    trades = result.trades[result.trades["col"].isin(legs)]
+    liqs = result.liquidations[result.liquidations["col"].isin(legs)]
+    triggers = result.liquidation_triggers(account)
     returns = _series(result.returns, result, column)
-    market = result.market
+    # the instrument shown in the price window: the one that triggered the first liquidation
+    symbol = triggers["symbol"].iloc[0] if len(triggers) else result.symbols[int(result.col_instrument[
+        list(result.columns).index(legs[0])])]
+    market = result.market if result.market is not None else result.markets[symbol]
+    symbol_trades = trades if "symbol" not in trades else trades[trades["symbol"] == symbol]
     stop_reasons = ("stop_loss", "trailing_stop", "take_profit")
     level_table = sr.support_resistance(market) if len(market) > 50 else None
     drawdowns = result.drawdowns(top=TOP_DRAWDOWNS, column=None if isinstance(result.equity, pd.Series) else column)
     shown = trades.tail(TRADE_ROWS)
     init_cash = float(stats["init_cash"])
+    instruments = result.instruments().xs(account, level="account") if len(result.symbols) > 1 else None
+    benchmark = result.market.close if result.market is not None else None
     return {
         "stats": stats,
         "metric_keys": [k for k in METRIC_LABELS if k in stats.index],
         "labels": METRIC_LABELS,
         "figures": {
-            "equity": figures.equity_figure(equity, market.close, liqs,
-                                            trades[trades["exit_reason"].isin(stop_reasons)]),
+            "equity": figures.equity_figure(equity, benchmark, triggers,
+                                            trades[trades["exit_reason"].isin(stop_reasons)],
+                                            label_legs=len(result.symbols) > 1),
             "underwater": figures.underwater_figure(equity),
             "monthly": figures.monthly_heatmap(figures.monthly_returns(equity, init_cash)),
-            "rolling": figures.rolling_figure(returns, market.freq),
+            "rolling": figures.rolling_figure(returns, result.freq),
             "leverage": figures.leverage_figure(_series(result.effective_leverage, result, column),
                                                 _series(result.margin_ratio, result, column)),
-            "window": figures.price_window_figure(market, _window(result, column), level_table, trades),
+            "window": figures.price_window_figure(
+                market, _window(result, market, liqs, equity), level_table, symbol_trades),
         },
+        "window_symbol": symbol,
         "drawdowns": drawdowns,
         "trades": shown,
         "trades_total": len(trades),
         "trade_totals": {"pnl": trades["pnl"].sum(), "fees": trades["fees"].sum(),
                          "funding": trades["funding"].sum()},
         "liquidations": liqs,
+        "triggers": triggers,
+        "instruments": instruments,
         "column": column,
     }
 
 
 def _header(result) -> dict:
-    market = result.market
+    markets = [result.markets[symbol] for symbol in result.symbols]
+    sources = [m.source for m in markets if m.source]
     return {
         "strategy": result.strategy_name or "simulate()",
         "params": result.params or {},
-        "symbol": market.symbol or "?",
-        "source": market.source or "in-memory data",
-        "start": market.index[0], "end": market.index[-1], "bars": len(market),
-        "freq": market.freq, "settings": result.settings,
-        "extras": [name for name in ("mark", "funding", "depth") if getattr(market, name) is not None],
+        "symbol": ", ".join(m.symbol or "?" for m in markets) if len(markets) > 1 else (markets[0].symbol or "?"),
+        "source": ", ".join(sources) if sources else "in-memory data",
+        "start": result.index[0], "end": result.index[-1], "bars": len(result.index),
+        "freq": result.freq, "settings": result.settings,
+        "extras": [name for name in ("mark", "funding", "depth")
+                   if any(getattr(m, name) is not None for m in markets)],
     }
 
 

@@ -40,20 +40,29 @@ def _thin(series: pd.Series) -> pd.Series:
     return series.iloc[::step]
 
 
-def equity_figure(equity: pd.Series, close: pd.Series, liquidations: pd.DataFrame,
-                  stops: pd.DataFrame) -> str:
-    """Equity against buy-and-hold (same initial cash), liquidations and stop exits marked."""
+def equity_figure(equity: pd.Series, close: pd.Series | None, liquidations: pd.DataFrame,
+                  stops: pd.DataFrame, label_legs: bool = False) -> str:
+    """Equity against buy-and-hold (same initial cash; one instrument only), stop exits and
+    liquidations marked — for a portfolio each liquidation is labelled with the leg that lost
+    the most (``liquidations``: one row per event with ``time`` and ``symbol``)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(FIG_WIDTH, FIG_HEIGHT))
-    hold = close / close.iloc[0] * equity.iloc[0]
     ax.plot(_thin(equity).index, _thin(equity).to_numpy(), label="strategy", color="#1f77b4", lw=1.2)
-    ax.plot(_thin(hold).index, _thin(hold).to_numpy(), label="buy and hold", color="#999999", lw=0.9)
+    if close is not None:
+        hold = close / close.iloc[0] * equity.iloc[0]
+        ax.plot(_thin(hold).index, _thin(hold).to_numpy(), label="buy and hold", color="#999999", lw=0.9)
     if len(stops):
         ax.scatter(stops["exit_time"], equity.reindex(stops["exit_time"]).to_numpy(), marker="v",
                    s=14, color="#ff7f0e", label="stop exits", zorder=3)
     if len(liquidations):
-        ax.scatter(liquidations["time"], equity.reindex(liquidations["time"]).to_numpy(), marker="X",
-                   s=60, color="#d62728", label="liquidations", zorder=4)
+        values = equity.reindex(liquidations["time"]).to_numpy()
+        ax.scatter(liquidations["time"], values, marker="X", s=60, color="#d62728",
+                   label="liquidations", zorder=4)
+        if label_legs:
+            for time, value, symbol in zip(liquidations["time"], values, liquidations["symbol"],
+                                           strict=True):
+                ax.annotate(f"{symbol} leg", (time, value), textcoords="offset points",
+                            xytext=(6, 8), fontsize=8, color="#d62728")
     ax.set_ylabel("equity (USDT)")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)

@@ -335,3 +335,17 @@ def test_command_line_exits_2_on_a_different_file_and_writes_with_force(tmp_path
     assert (tmp_path / "ETHUSDT-1h.parquet").read_text() == "not parquet"
     assert synthetic.main(["--out", str(tmp_path), "--force"]) == 0
     assert pd.read_parquet(tmp_path / "ETHUSDT-1h.parquet").shape == (BARS_IN_2024_AND_2025, 12)
+
+
+def test_the_altcoin_cascade_is_far_worse_than_btcs_and_its_book_thins_most(frames):
+    """SOLUSDT's 10 October 2025: −30% to −40% from the day's high (BTC −9%), its 2% depth falling
+    further than BTC's, and a 5x long on it liquidated on the mark where BTC's survives."""
+    day = {s: f.set_index("timestamp").loc["2025-10-10"] for s, f in frames.items()}
+    before = {s: f.set_index("timestamp").loc["2025-10-09"] for s, f in frames.items()}
+    drop = {s: d["low"].min() / d["high"].max() - 1 for s, d in day.items()}
+    assert -0.40 <= drop["SOLUSDT"] <= -0.30
+    assert drop["SOLUSDT"] < 3 * drop["BTCUSDT"]
+    thinning = {s: day[s]["depth_2pct_usd"].min() / before[s]["depth_2pct_usd"].median() for s in day}
+    assert thinning["SOLUSDT"] < thinning["ETHUSDT"] < thinning["BTCUSDT"] + 0.06
+    assert np.corrcoef(np.diff(np.log(frames["SOLUSDT"]["close"])),
+                       np.diff(np.log(frames["BTCUSDT"]["close"])))[0, 1] > 0.5

@@ -309,3 +309,17 @@ def test_a_risk_sized_entry_without_a_usable_stop_is_rejected_and_recorded():
     result = backtest.simulate(flat(3), entries=signal_at(3, 0), size=0.01, size_type="risk",
                                sl_price=sl_price, timing="close", funding=False)
     assert result.orders["status"].tolist() == ["rejected"]
+
+
+def test_shipped_tables_cover_btc_eth_sol_xrp_and_match_the_exchange_file(shared_data):
+    """The shipped tables are Binance's published brackets; ccxt's fetch_leverage_tiers layout
+    loads directly, by symbol."""
+    exchange_file = shared_data / "binance_leverage_tiers.json"
+    for symbol, ccxt_symbol in (("BTCUSDT", "BTC/USDT:USDT"), ("ETHUSDT", "ETH/USDT:USDT"),
+                                ("SOLUSDT", "SOL/USDT:USDT"), ("XRPUSDT", "XRP/USDT:USDT")):
+        shipped = backtest.load_tiers(symbol)
+        pd.testing.assert_frame_equal(shipped, backtest.load_tiers(exchange_file, symbol=symbol))
+        pd.testing.assert_frame_equal(shipped, backtest.load_tiers(exchange_file, symbol=ccxt_symbol))
+    with pytest.raises(ValueError, match="pass symbol= to pick one"):
+        backtest.load_tiers(exchange_file)
+    assert backtest.load_tiers("SOLUSDT").iloc[1].tolist() == [20_000.0, 100_000.0, 0.0065, 30.0, 75.0]

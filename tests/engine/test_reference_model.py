@@ -25,9 +25,10 @@ import backtest
 from . import reference
 
 RTOL = 1e-9
-KINDS = ("single", "mark", "grouped")
+KINDS = ("single", "mark", "grouped", "portfolio")
 CI_SEEDS = range(20)
-SLOW_SEEDS = {"single": range(1000, 3000), "mark": range(3000, 4000), "grouped": range(4000, 5000)}
+SLOW_SEEDS = {"single": range(1000, 3000), "mark": range(3000, 4000), "grouped": range(4000, 5000),
+              "portfolio": range(5000, 6000)}
 CUSTOM_BOUNDS = [0.0, 2_000.0, 10_000.0, 50_000.0, 250_000.0, 1e12]
 CUSTOM_MMR = [0.005, 0.01, 0.02, 0.05, 0.1]
 CUSTOM_LEVERAGE = [50.0, 40.0, 20.0, 10.0, 5.0]
@@ -89,41 +90,80 @@ def _param(rng, n, n_cols, low, high, p_none=0.4, p_bars=0.2):
     return float(rng.uniform(low, high))
 
 
+FLAT = {"min_notional": [0.0], "max_notional": [np.inf], "maintenance_amount": [0.0],
+        "max_leverage": [125.0]}
+SYMBOLS = ("AAAUSDT", "BBBUSDT", "CCCUSDT")  # no shipped tier table: the scenario picks one
+
+
+def _instrument_tiers(rng, kind, k):
+    """(simulate's tiers argument for the instrument, its table) — one per instrument."""
+    if kind == "flat":
+        mmr = float(rng.choice([0.004, 0.005, 0.01, 0.02]))
+        table = pd.DataFrame({**FLAT, "mmr": [mmr]})[list(backtest.engine.margin.TIER_COLUMNS)]
+        return table, table
+    if kind == "custom":
+        table = custom_tiers(float(rng.choice([0.3, 1.0, 3.0])))
+        return table, table
+    if kind == "btc":
+        return "BTCUSDT", backtest.load_tiers("BTCUSDT")
+    table = pd.DataFrame({**FLAT, "mmr": [0.005]})[list(backtest.engine.margin.TIER_COLUMNS)]
+    return None, table
+
+
 def scenario(seed: int, kind: str):
-    """(Market, simulate kwargs, reference.Inputs) of one random scenario."""
+    """(Market or Markets, simulate kwargs, reference.Inputs) of one random scenario.
+
+    ``kind``: "single" (one instrument, mostly one column), "mark" (with a diverging mark
+    series), "grouped" (2-3 columns in cross accounts), "portfolio" (2-3 instruments listed at
+    different times, accounts of legs across them, cross or isolated).
+    """
     rng = np.random.default_rng(seed)
     n = int(rng.integers(30, 140))
-    ohlc, vol = _prices(rng, n)
     times = pd.date_range("2025-01-01", periods=n, freq="1h", tz="UTC")
+    portfolio = kind == "portfolio"
+    n_inst = int(rng.integers(2, 4)) if portfolio else 1
     grouped = kind == "grouped"
-    n_cols = int(rng.integers(2, 4)) if grouped else int(rng.choice([1, 1, 1, 2]))
-    mark = _mark(rng, ohlc, vol) if kind == "mark" or rng.random() < 0.15 else None
-
-    # tiers and leverage
-    tier_kind = rng.choice(["flat", "custom", "btc", "default"])
-    init_cash = 10_000.0
-    kwargs = {}
-    if tier_kind == "flat":
-        mmr = float(rng.choice([0.004, 0.005, 0.01, 0.02]))
-        kwargs["mmr"] = mmr
-        table = pd.DataFrame({"min_notional": [0.0], "max_notional": [np.inf], "mmr": [mmr],
-                              "maintenance_amount": [0.0], "max_leverage": [125.0]})
-    elif tier_kind == "custom":
-        table = custom_tiers(float(rng.choice([0.3, 1.0, 3.0])))
-        kwargs["tiers"] = table
-    elif tier_kind == "btc":
-        kwargs["tiers"] = "BTCUSDT"
-        table = backtest.load_tiers("BTCUSDT")
-        init_cash = float(rng.choice([10_000.0, 200_000.0, 2_000_000.0]))
+    if portfolio:
+        n_cols = int(rng.integers(2, 5))
+        col_instrument = np.r_[np.arange(n_inst), rng.integers(0, n_inst, n_cols)][:max(n_cols, n_inst)]
+        n_cols = len(col_instrument)
     else:
-        table = pd.DataFrame({"min_notional": [0.0], "max_notional": [np.inf], "mmr": [0.005],
-                              "maintenance_amount": [0.0], "max_leverage": [125.0]})
-    tiers = reference.tiers_from_frame(table)
-    allowed = LEVERAGES[(LEVERAGES <= tiers[0].max_leverage) & (LEVERAGES * tiers[0].mmr < 1.0)]
-    leverage = rng.choice(allowed, n_cols)
+        n_cols = int(rng.integers(2, 4)) if grouped else int(rng.choice([1, 1, 1, 2]))
+        col_instrument = np.zeros(n_cols, dtype=np.int64)
+
+    # instruments: prices, listing, mark, tiers
+    init_cash = 10_000.0
+    ohlc = np.full((n_inst, n, 4), np.nan)
+    mark = np.full((n_inst, n, 4), np.nan)
+    has_mark, first_bar, last_bar, tier_args, tables = [], [], [], {}, []
+    tier_kind = str(rng.choice(["flat", "custom", "btc", "default"]))
+    for k in range(n_inst):
+        first = int(rng.integers(0, n // 3)) if portfolio and k > 0 and rng.random() < 0.6 else 0
+        last = int(rng.integers(2 * n // 3, n)) if portfolio and k > 0 and rng.random() < 0.3 else n - 1
+        rows, vol = _prices(rng, last - first + 1)
+        ohlc[k, first:last + 1] = rows
+        ohlc[k, last + 1:] = rows[-1, 3]  # flat at the last close after delisting
+        first_bar.append(first)
+        last_bar.append(last)
+        with_mark = kind == "mark" or rng.random() < (0.4 if portfolio else 0.15)
+        if with_mark:
+            mark[k, first:last + 1] = _mark(rng, rows, vol)
+        has_mark.append(with_mark)
+        if portfolio:
+            tier_kind = str(rng.choice(["flat", "custom", "btc", "default"]))
+        argument, table = _instrument_tiers(rng, tier_kind, k)
+        if tier_kind == "btc":
+            init_cash = float(rng.choice([10_000.0, 200_000.0, 2_000_000.0])) if not portfolio else 200_000.0
+        tier_args[SYMBOLS[k]] = argument
+        tables.append(table)
+    tiers = [reference.tiers_from_frame(table) for table in tables]
+    leverage = np.empty(n_cols)
+    for c in range(n_cols):
+        t0 = tiers[col_instrument[c]][0]
+        allowed = LEVERAGES[(LEVERAGES <= t0.max_leverage) & (LEVERAGES * t0.mmr < 1.0)]
+        leverage[c] = rng.choice(allowed)
     if grouped and rng.random() < 0.5:  # a steady low-leverage leg beside high-leverage traders
-        leverage[0] = allowed[0]
-        leverage[1:] = allowed[-1]
+        leverage[0] = leverage.min()
 
     # signals
     probability = float(rng.choice([0.02, 0.05, 0.15, 0.3]))
@@ -144,14 +184,15 @@ def scenario(seed: int, kind: str):
     sl_stop = _param(rng, n, n_cols, 0.01, 0.1)
     tp_stop = _param(rng, n, n_cols, 0.01, 0.15)
     trail_stop = _param(rng, n, n_cols, 0.01, 0.08, p_none=0.6)
+    col_close = np.nan_to_num(ohlc[col_instrument, :, 3].T, nan=100.0)  # (n, C)
     sl_price = tp_price = None
     if rng.random() < 0.3:
         side = rng.choice([-1.0, 1.0], (n, n_cols))
-        sl_price = ohlc[:, 3:4] * (1 - side * rng.uniform(0.005, 0.08, (n, n_cols)))
+        sl_price = col_close * (1 - side * rng.uniform(0.005, 0.08, (n, n_cols)))
         sl_price[rng.random((n, n_cols)) < 0.1] = np.nan
     if rng.random() < 0.2:
         side = rng.choice([-1.0, 1.0], (n, n_cols))
-        tp_price = ohlc[:, 3:4] * (1 + side * rng.uniform(0.005, 0.1, (n, n_cols)))
+        tp_price = col_close * (1 + side * rng.uniform(0.005, 0.1, (n, n_cols)))
     if size_type == "risk" and sl_stop is None and sl_price is None:
         sl_stop = float(rng.uniform(0.01, 0.08))
     vol_window = int(rng.integers(3, 15))
@@ -163,24 +204,30 @@ def scenario(seed: int, kind: str):
         fees = rng.choice([0.0, 0.0004, 0.001], (1, n_cols))
     liquidation_fee = float(rng.choice([0.0, 0.005, 0.0125, 0.02]))
     funding_kind = rng.choice(["off", "constant", "series"])
-    funding_series = None
+    funding_rates = np.full((n_inst, n), np.nan)
+    funding_series = [None] * n_inst
     if funding_kind == "constant":
         funding = float(rng.choice([0.0001, -0.0005, 0.002, 0.01]))
-        funding_rates = reference.constant_funding(times, funding)
+        funding_rates[:] = reference.constant_funding(times, funding)
     elif funding_kind == "series":
         funding = True
-        funding_rates = np.where(times.hour % 8 == 0,
-                                 np.clip(rng.normal(0.0001, 0.002, n), -0.04, 0.04), np.nan)
-        funding_series = pd.Series(funding_rates, index=times).dropna()
+        for k in range(n_inst):
+            rates = np.where(times.hour % 8 == 0, np.clip(rng.normal(0.0001, 0.002, n), -0.04, 0.04), np.nan)
+            rates[: first_bar[k]] = rates[last_bar[k] + 1:] = np.nan
+            funding_rates[k] = rates
+            funding_series[k] = pd.Series(rates, index=times).dropna()
     else:
-        funding, funding_rates = False, None
-    depth = None
-    if rng.random() < 0.4:
-        depth = init_cash * leverage.max() * np.exp(rng.uniform(np.log(0.5), np.log(400.0), n))
-        depth[rng.random(n) < 0.1] = np.nan
+        funding = False
+    depth = np.full((n_inst, n), np.nan)
+    for k in range(n_inst):
+        if rng.random() < 0.4:
+            row = init_cash * leverage.max() * np.exp(rng.uniform(np.log(0.5), np.log(400.0), n))
+            row[rng.random(n) < 0.1] = np.nan
+            row[: first_bar[k]] = row[last_bar[k] + 1:] = np.nan
+            depth[k] = row
 
     margin_mode = "cross" if grouped else str(rng.choice(["isolated", "cross"]))
-    if grouped:
+    if grouped or (portfolio and rng.random() < 0.8):
         labels = np.array([0] * n_cols) if rng.random() < 0.5 else rng.integers(0, 2, n_cols)
         group_by = True if (labels == labels[0]).all() else labels
         codes, _ = pd.factorize(labels)
@@ -189,13 +236,24 @@ def scenario(seed: int, kind: str):
         group_by = None
         groups = [[c] for c in range(n_cols)]
 
-    frame = pd.DataFrame(ohlc, index=times, columns=["open", "high", "low", "close"])
-    mark_frame = None if mark is None else pd.DataFrame(mark, index=times,
-                                                        columns=["open", "high", "low", "close"])
+    markets = {}
     with warnings.catch_warnings():  # partial mark and depth coverage is intended here
         warnings.simplefilter("ignore", backtest.DataWarning)
-        market = backtest.Market(frame, mark=mark_frame, funding=funding_series,
-                                 depth=None if depth is None else pd.Series(depth, index=times))
+        for k in range(n_inst):
+            bars = slice(first_bar[k], last_bar[k] + 1)
+            frame = pd.DataFrame(ohlc[k, bars], index=times[bars], columns=["open", "high", "low", "close"])
+            mark_frame = pd.DataFrame(mark[k, bars], index=times[bars],
+                                      columns=["open", "high", "low", "close"]) if has_mark[k] else None
+            depth_series = pd.Series(depth[k, bars], index=times[bars]) if not np.isnan(depth[k]).all() else None
+            markets[SYMBOLS[k]] = backtest.Market(frame, mark=mark_frame, funding=funding_series[k],
+                                                  depth=depth_series, symbol=SYMBOLS[k])
+    market = markets[SYMBOLS[0]] if not portfolio else backtest.Markets(markets)
+    if portfolio:
+        kwargs = {"instruments": [SYMBOLS[k] for k in col_instrument], "tiers": tier_args}
+    else:
+        argument = tier_args[SYMBOLS[0]]
+        kwargs = {"mmr": float(tables[0]["mmr"].iloc[0])} if tier_kind == "flat" else (
+            {"tiers": argument} if argument is not None else {})
     kwargs.update(signals)
     kwargs.update(size=size, size_type=size_type, leverage=leverage, margin_mode=margin_mode,
                   sl_stop=sl_stop, tp_stop=tp_stop, trail_stop=trail_stop, sl_price=sl_price,
@@ -210,9 +268,14 @@ def scenario(seed: int, kind: str):
             value = fill
         return np.broadcast_to(np.asarray(value, dtype=float), (n, n_cols))
 
+    vol = None
+    if size_type == "target_vol":
+        vol = np.vstack([reference.realized_vol(ohlc[k, :, 3], vol_window, 365 * 24) for k in range(n_inst)])
     inputs = reference.Inputs(
-        ohlc=ohlc, times=times, mark=mark, funding=funding_rates, depth=depth,
-        vol=reference.realized_vol(ohlc[:, 3], vol_window, 365 * 24) if size_type == "target_vol" else None,
+        ohlc=ohlc, times=times, mark=mark if any(has_mark) else None, has_mark=has_mark,
+        funding=funding_rates if funding is not False else None,
+        depth=depth if not np.isnan(depth).all() else None, vol=vol,
+        first_bar=first_bar, last_bar=last_bar, col_instrument=list(col_instrument),
         size=grid(size, np.nan), sl_stop=grid(sl_stop, np.nan), tp_stop=grid(tp_stop, np.nan),
         trail_stop=grid(trail_stop, np.nan), sl_price=grid(sl_price, np.nan),
         tp_price=grid(tp_price, np.nan), fees=grid(fees, 0.0), slippage=grid(slippage, 0.0),
@@ -272,6 +335,19 @@ def check(seed: int, kind: str):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("seed", CI_SEEDS)
 def test_kernel_matches_the_reference_model(seed, kind):
+    check(seed, kind)
+
+
+# Scenarios that once disagreed, kept: a trailing peak not moved to a quiet open (12), an
+# emptied slot still counted as held after a cross liquidation (5215), isolated legs margined
+# from other legs' unrealized profit (5306, 5778, 5858), legs netting to zero skipping funding
+# (5791).
+REGRESSIONS = [("portfolio", 12), ("portfolio", 5215), ("portfolio", 5306), ("portfolio", 5778),
+               ("portfolio", 5791), ("portfolio", 5858)]
+
+
+@pytest.mark.parametrize(("kind", "seed"), REGRESSIONS)
+def test_scenarios_that_once_disagreed(kind, seed):
     check(seed, kind)
 
 

@@ -154,9 +154,11 @@ def test_a_missing_timestamp_names_its_own_row(in_tmp, cli):
     assert_bad_input(code, err, "column timestamp, row 3", "missing timestamp (NaT)")
 
 
-def test_a_directory_as_data_is_named(in_tmp, cli):
+def test_a_folder_without_data_files_as_data_is_named(in_tmp, cli):
     (in_tmp / "folder").mkdir()
     code, _, err = cli("run", "--data", "folder")
+    assert_bad_input(code, err, "folder: a folder with no data files")
+    code, _, err = cli("data", "validate", "folder")
     assert_bad_input(code, err, "folder: is a directory, not a data file")
 
 
