@@ -53,6 +53,18 @@ grouped):
 - **Funding** at bars where the market's funding series has a rate (``funding=True``), or a
   constant rate every 8 h (``funding=<float>``): each position pays ``qty × mark open × rate``
   (longs pay positive rates). Off with ``funding=False``.
+- **Accounts** group columns (``group_by``) around one wallet; each column is a *leg* trading one
+  instrument. Legs on one instrument net into one position (one-way mode): its net quantity sets
+  the bracket, the liquidation price and the exposure; each leg keeps its own entry, stops and
+  trade records, pays funding on its own quantity and pays its own fees (PnL and fees add up to
+  the net position's). Cross accounts back every position with the margin balance (wallet +
+  unrealized PnL), which also backs new orders; isolated positions each have their own margin
+  (the sum of their legs'), drawn from the wallet — never from another position's unrealized
+  profit. Several instruments walk their bars' paths in step (segment k of each spans the same
+  third of the bar); a cross account of several instruments is liquidated where its summed
+  surplus reaches zero on that joint path, each position closing at its own mark price then (at
+  its traded price when the account opens already beyond). An instrument listed later cannot
+  trade before its first bar.
 - **Accounts** with less than 0.01% of their initial cash left and nothing open are closed: no
   more orders.
 
