@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from backtest.outputs import write_atomic
+from backtest.sweep import LOADED_FROM_FILE
 
 EXIT_OK, EXIT_GATE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 REPORTS_DIR = Path("reports")  # relative to where the command runs (the repository root)
@@ -168,6 +169,7 @@ def _import_file(path: Path):
     if module_spec is None or module_spec.loader is None:
         raise UsageError(f"strategy file {path} cannot be loaded as Python")
     module = importlib.util.module_from_spec(module_spec)
+    setattr(module, LOADED_FROM_FILE, True)  # not importable elsewhere (e.g. on Dask workers)
     sys.modules[path.stem] = module
     try:
         module_spec.loader.exec_module(module)

@@ -271,8 +271,9 @@ class Result:
 
     # ----- statistics -------------------------------------------------------------------------
 
-    def stats(self, column=None):
-        """Summary metrics: a Series for one account (or ``column``), else one row per account.
+    def stats(self, column=None, *, frame: bool = False):
+        """Summary metrics: a Series for one account (or ``column``), else one row per account
+        (``frame=True``: always a DataFrame).
 
         Keys (fractions, not percents): ``STAT_KEYS``. Returns are per bar (the first against the
         initial cash), annualized on 365 days, with vectorbt's definitions (Sharpe and
@@ -323,7 +324,7 @@ class Result:
             }, index=self.accounts)[list(STAT_KEYS)]
         if column is not None:
             return table.loc[column]
-        return table.iloc[0] if len(self.accounts) == 1 else table
+        return table.iloc[0] if len(self.accounts) == 1 and not frame else table
 
     def instruments(self) -> pd.DataFrame:
         """Per account and instrument: net PnL (positions still open marked at the end), fees,

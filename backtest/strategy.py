@@ -320,37 +320,58 @@ class Strategy:
         >>> result.equity.columns.names                                            # doctest: +SKIP
         FrozenList(['fast', 'slow'])
         """
-        from backtest.engine.simulate import simulate
-        from backtest.markets import Markets
-
         base, axes, variants, columns = self.expand(**grid)
-        extra = {}
-        if isinstance(market, Markets):
-            kwargs, columns, extra = _stack_markets(base, variants, market, axes, columns, progress)
-            repeat = len(market.symbols)
+        return _simulate_variants(market, base, axes, variants, columns, progress=progress,
+                                  per_bar=per_bar, n_jobs=n_jobs)
+
+    def sweep(self, market, *, chunk_size: int | None = None, n_jobs: int | None = None,
+              client=None, progress: bool = False, **grid: Any):
+        """Statistics of a large grid in bounded memory: the combinations run in chunks
+        (statistics only, on ``n_jobs`` threads, or as tasks on a ``dask.distributed`` Client),
+        one progress bar over the chunks. Returns a :class:`backtest.sweep.SweepResult`; the
+        numbers equal ``run(...).stats()`` on the same grid. See :mod:`backtest.sweep`.
+
+        >>> table = MyStrategy().sweep(market, fast=range(5, 200), slow=range(50, 500, 5)).stats()  # doctest: +SKIP
+        """
+        from backtest.sweep import sweep
+
+        return sweep(self, market, chunk_size=chunk_size, n_jobs=n_jobs, client=client,
+                     progress=progress, **grid)
+
+
+def _simulate_variants(market, base, axes, variants, columns, *, progress=False, per_bar=None,
+                       n_jobs=None):
+    """Stack the variants' hook outputs (× instruments) and simulate them in ONE call."""
+    from backtest.engine.simulate import simulate
+    from backtest.markets import Markets
+
+    extra = {}
+    if isinstance(market, Markets):
+        kwargs, columns, extra = _stack_markets(base, variants, market, axes, columns, progress)
+        repeat = len(market.symbols)
+    else:
+        kwargs = _stack_hooks(variants, market, columns, progress)
+        repeat = 1
+    settings = base.get_settings()
+    per_account = extra.get("group_by") is not None
+    for name in PER_COLUMN_SETTINGS:
+        values = [getattr(v, name) for v in variants]
+        if name not in axes:
+            kwargs[name] = values[0]
+        elif name == "init_cash" and per_account:
+            kwargs[name] = np.asarray(values, dtype=float)
         else:
-            kwargs = _stack_hooks(variants, market, columns, progress)
-            repeat = 1
-        settings = base.get_settings()
-        per_account = extra.get("group_by") is not None
-        for name in PER_COLUMN_SETTINGS:
-            values = [getattr(v, name) for v in variants]
-            if name not in axes:
-                kwargs[name] = values[0]
-            elif name == "init_cash" and per_account:
-                kwargs[name] = np.asarray(values, dtype=float)
-            else:
-                kwargs[name] = np.repeat(np.asarray(values, dtype=float), repeat)[None, :]
-        if "leverage" in axes:
-            kwargs["leverage"] = kwargs["leverage"][0]
-        if "init_cash" in axes and not per_account:
-            kwargs["init_cash"] = kwargs["init_cash"][0]
-        for name in CALL_SETTINGS:
-            kwargs[name] = settings[name]
-        result = simulate(market, columns=columns, per_bar=per_bar, n_jobs=n_jobs, **extra, **kwargs)
-        result.strategy_name = type(self).__name__
-        result.params = {**base.get_params(), **{k: v for k, v in axes.items()}}
-        return result
+            kwargs[name] = np.repeat(np.asarray(values, dtype=float), repeat)[None, :]
+    if "leverage" in axes:
+        kwargs["leverage"] = kwargs["leverage"][0]
+    if "init_cash" in axes and not per_account:
+        kwargs["init_cash"] = kwargs["init_cash"][0]
+    for name in CALL_SETTINGS:
+        kwargs[name] = settings[name]
+    result = simulate(market, columns=columns, per_bar=per_bar, n_jobs=n_jobs, **extra, **kwargs)
+    result.strategy_name = type(base).__name__
+    result.params = {**base.get_params(), **{k: v for k, v in axes.items()}}
+    return result
 
 
 def _stack_markets(base, variants, markets, axes, columns, progress):

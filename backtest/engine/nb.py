@@ -90,6 +90,13 @@ def flex_nb(a, i, c):
     return a[c if a.shape[0] > 1 else 0, i if a.shape[1] > 1 else 0]
 
 
+@njit(cache=True, inline="always")
+def at_nb(a, k, i):
+    """Instrument k's value at bar i of an optional per-instrument series: a series no
+    instrument has is a (K, 1) placeholder of NaN, never indexed by bar."""
+    return a[k, i if a.shape[1] > 1 else 0]
+
+
 @njit(cache=True)
 def grow_nb(records, need):
     """``records`` with room for at least ``need`` entries (doubling)."""
@@ -312,8 +319,8 @@ def _close(ctx, j, i, ref, reason, market_order):
     account with other positions open takes the whole loss into its wallet, which may go
     negative while their unrealized profit keeps the margin balance positive.
     """
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     c = cols[j]
     s = leg_slot[j]
     k = slot_inst[s]
@@ -321,9 +328,9 @@ def _close(ctx, j, i, ref, reason, market_order):
     side = _sign(q)
     fill = ref
     if market_order:
-        fill = ref * (1.0 - side * flex_nb(od.slippage, i, c))
-        fill *= 1.0 - side * _impact(abs(q) * ref, mk.depth[k, i])
-    fee = abs(q) * fill * flex_nb(od.fees, i, c)
+        fill = ref * (1.0 - side * flex_nb(slippage, i, c))
+        fill *= 1.0 - side * _impact(abs(q) * ref, at_nb(depth, k, i))
+    fee = abs(q) * fill * flex_nb(fees, i, c)
     pnl = q * (fill - legs[ENTRY, j])
     shortfall = 0.0
     if not cross or counts[4] == 1:  # counts[4]: legs open in the account
@@ -347,8 +354,8 @@ def _liquidate(ctx, i, slot, fills):
     """Close every leg of ``slot`` (isolated) or of the account (cross, ``slot`` = -1) at the
     fill price of its slot; the loss stops at the collateral, the clearance fee is paid out of
     what is left, the rest is the insurance fund's shortfall (shared by notional)."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     m = cols.shape[0]
     pnl_total, fee_due_total, notional_total = 0.0, 0.0, 0.0
     for j in range(m):
@@ -411,8 +418,8 @@ def _liquidate(ctx, i, slot, fills):
 def _equity(ctx, prices):
     """Account equity at ``prices`` (one per slot); an isolated slot never loses more than its
     margin. Floored at zero."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     total = wallet[0]
     for s in range(slots.shape[1]):
         if slots[S_LEGS, s] > 0.0:
@@ -436,11 +443,11 @@ def _tier_cap(tiers, k, lev):
 
 
 @njit(cache=True)
-def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
+def _open(ctx, od, vol, j, i, s_bar, side, ref, prices, tiers, size_type):
     """Open a position for leg j at reference price ``ref`` (signal bar s_bar, fill bar i);
     ``prices`` are every slot's reference prices at this moment (for the equity)."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     c = cols[j]
     s = leg_slot[j]
     k = slot_inst[s]
@@ -480,7 +487,7 @@ def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
     elif size_type == SizeType.risk:
         notional = size_value * equity / (abs(ref - sl_level) / ref)  # NaN without a stop
     else:
-        notional = size_value * equity / mk.vol[k, s_bar]  # NaN before the window fills
+        notional = size_value * equity / at_nb(vol, k, s_bar)  # NaN before the window fills
     capped = size_type >= SizeType.exposure  # sizes "capped by leverage and tiers"
 
     reason = Reason.signal
@@ -500,7 +507,7 @@ def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
             notional = affordable
         else:
             reason = Reason.insufficient_margin
-    depth_i = mk.depth[k, i]
+    depth_i = at_nb(depth, k, i)
     visible = 0.5 * depth_i if depth_i > 0.0 else np.inf  # NaN depth: no limit
     if reason == Reason.signal and notional > visible:
         if capped:
@@ -542,7 +549,7 @@ def _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type):
 
 
 @njit(cache=True)
-def _signals(ctx, j, i, s_bar, ref, prices, sg, tiers, size_type):
+def _signals(ctx, od, vol, j, i, s_bar, ref, prices, sg, tiers, size_type):
     """Act on leg j's signals of bar s_bar at reference price ``ref`` on bar i.
 
     An entry and an exit of the same side on one bar cancel, as do long and short entries
@@ -571,7 +578,7 @@ def _signals(ctx, j, i, s_bar, ref, prices, sg, tiers, size_type):
     else:
         side = 1 if long_in else (-1 if short_in else 0)
     if side != 0:
-        _open(ctx, j, i, s_bar, side, ref, prices, tiers, size_type)
+        _open(ctx, od, vol, j, i, s_bar, side, ref, prices, tiers, size_type)
 
 
 # ----- the path ----------------------------------------------------------------------------------
@@ -581,8 +588,8 @@ def _signals(ctx, j, i, s_bar, ref, prices, sg, tiers, size_type):
 def _liquidation_event(ctx, tiers, p0, m0, m1, fills):
     """(t, slot) of the earliest liquidation on the joint segment; ``fills`` receives each slot's
     fill. slot = -1 for the whole cross account; t = -1 when none."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     n_slots = slots.shape[1]
     held = 0
     last = -1
@@ -631,8 +638,8 @@ def _move_peaks(legs, leg_slot, lows, highs):
 def _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills):
     """Trigger every level crossed on the joint segment p0→p1 (marks m0→m1, one per slot),
     earliest first; p0 and m0 are moved along as events happen."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     n_slots = slots.shape[1]
     while counts[4] > 0:
         best_t, best_kind, best_leg, best_level = 2.0, NO_EVENT, -1, np.nan
@@ -697,7 +704,7 @@ def _low_first(intrabar, open_i, close_i, net_side):
     return adverse_low if intrabar == Intrabar.pessimistic else not adverse_low
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _set_segment(p0, p1, m0, m1, a0, a1, b0, b1):
     for s in range(p0.shape[0]):
         p0[s], p1[s], m0[s], m1[s] = a0[s], a1[s], b0[s], b1[s]
@@ -728,7 +735,7 @@ def _pay_funding(i, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, cols,
         if q == 0.0:
             continue
         s = leg_slot[j]
-        rate = funding[slot_inst[s], i]
+        rate = at_nb(funding, slot_inst[s], i)
         if np.isnan(rate) or rate == 0.0:
             continue
         c = cols[j]
@@ -833,7 +840,7 @@ def _refresh_lps(slots, slot_inst, wallet0, cross, tiers):
 
 
 @njit(cache=True)
-def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row, col_row,
+def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row, col_row,
                init_cash, wiped_level, equity_out, wallet_out, position_out, margin_out,
                leverage_out, ratio_out, path, mpath, p0, p1, m0, m1, fills, opens, closes, lows,
                highs, mlows, mhighs, mopens, mcloses):
@@ -845,14 +852,14 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
     local scalars (written back at the end of the block), and an account of one leg — every
     column of a sweep — is checked with scalars; helpers taking arrays run on events only.
     """
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     m = cols.shape[0]
     n_slots = slots.shape[1]
     single = m == 1 and n_slots == 1
     opens2, highs2, lows2, closes2 = mk.open, mk.high, mk.low, mk.close
     mopens2, mhighs2, mlows2, mcloses2 = mk.mark_open, mk.mark_high, mk.mark_low, mk.mark_close
-    funding2 = mk.funding
+    funding2, vol2 = mk.funding, mk.vol
     first_bar, last_bar = mk.first_bar, mk.last_bar
     entries, exits, short_entries, short_exits = sg.entries, sg.exits, sg.short_entries, sg.short_exits
     t_start, t_count = tiers.start, tiers.count
@@ -871,17 +878,36 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
             k = slot_inst[s]
             opens[s], closes[s] = opens2[k, i], closes2[k, i]
         open_legs = counts[4]
-        loaded = False  # lows, highs and marks are read only when a position needs them
-        if open_legs > 0:
-            _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2, mlows2,
-                         mcloses2, opens, closes, lows, highs, mopens, mlows, mhighs, mcloses)
-            loaded = True
+        # signals acting on this bar (the previous bar's with timing="next_open")
+        s_bar = i - 1 if timing == Timing.next_open else i
+        signalled = False
+        if s_bar >= 0:
+            for j in range(m):
+                c = cols[j]
+                if (flex_nb(entries, s_bar, c) or flex_nb(exits, s_bar, c)
+                        or flex_nb(short_entries, s_bar, c) or flex_nb(short_exits, s_bar, c)):
+                    signalled = True
+                    break
+        # lows, highs and marks are read only when a position or an order needs them
+        if open_legs > 0 or signalled:
+            for s in range(n_slots):
+                k = slot_inst[s]
+                lows[s], highs[s] = lows2[k, i], highs2[k, i]
+                if has_mark[k]:
+                    mo, ml, mh, mc = mopens2[k, i], mlows2[k, i], mhighs2[k, i], mcloses2[k, i]
+                    covered = not (np.isnan(ml) or np.isnan(mh) or np.isnan(mc))
+                    mopens[s] = mo if not np.isnan(mo) else opens[s]
+                    mlows[s] = ml if covered else lows[s]
+                    mhighs[s] = mh if covered else highs[s]
+                    mcloses[s] = mc if covered else closes[s]
+                else:
+                    mopens[s], mlows[s], mhighs[s], mcloses[s] = opens[s], lows[s], highs[s], closes[s]
 
         # 1. funding at the open
         if open_legs > 0:
             due = False
             for s in range(n_slots):
-                rate = funding2[slot_inst[s], i]
+                rate = at_nb(funding2, slot_inst[s], i)
                 if slots[S_LEGS, s] > 0.0 and not np.isnan(rate) and rate != 0.0:
                     due = True  # each leg pays on its own quantity: the net position's funding
             if due:
@@ -910,23 +936,18 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
                 _move_peaks(legs, leg_slot, opens, opens)
         if not wiped:
             wiped = counts[4] == 0 and wallet[0] <= wiped_level
-        if timing == Timing.next_open and i > 0 and not wiped:
+        if timing == Timing.next_open and signalled and not wiped:
             for j in range(m):
                 c = cols[j]
                 s = leg_slot[j]
                 k = slot_inst[s]
                 if first_bar[k] <= i <= last_bar[k] and (
-                        flex_nb(entries, i - 1, c) or flex_nb(exits, i - 1, c)
-                        or flex_nb(short_entries, i - 1, c) or flex_nb(short_exits, i - 1, c)):
-                    _signals(ctx, j, i, i - 1, opens[s], opens, sg, tiers, size_type)
+                        flex_nb(entries, s_bar, c) or flex_nb(exits, s_bar, c)
+                        or flex_nb(short_entries, s_bar, c) or flex_nb(short_exits, s_bar, c)):
+                    _signals(ctx, od, vol2, j, i, s_bar, opens[s], opens, sg, tiers, size_type)
 
         # 4. the joint intrabar path (skipped when nothing can trigger within the bar)
         if counts[4] > 0:
-            if not loaded:
-                _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2,
-                             mlows2, mcloses2, opens, closes, lows, highs, mopens, mlows, mhighs,
-                             mcloses)
-                loaded = True
             if _lps_stale(slots):
                 _refresh_lps(slots, slot_inst, wallet[0], cross, tiers)
             if single:
@@ -958,7 +979,7 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
         # 5. orders at the close
         if not wiped:
             wiped = counts[4] == 0 and wallet[0] <= wiped_level
-        if timing == Timing.close and not wiped:
+        if timing == Timing.close and signalled and not wiped:
             acted = False
             for j in range(m):
                 c = cols[j]
@@ -968,13 +989,8 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
                         flex_nb(entries, i, c) or flex_nb(exits, i, c)
                         or flex_nb(short_entries, i, c) or flex_nb(short_exits, i, c)):
                     acted = True
-                    _signals(ctx, j, i, i, closes[s], closes, sg, tiers, size_type)
+                    _signals(ctx, od, vol2, j, i, i, closes[s], closes, sg, tiers, size_type)
             if acted and counts[4] > 0:  # the close as a point of the path
-                if not loaded:
-                    _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2,
-                                 mlows2, mcloses2, opens, closes, lows, highs, mopens, mlows,
-                                 mhighs, mcloses)
-                    loaded = True
                 _set_segment(p0, p1, m0, m1, closes, closes, mcloses, mcloses)
                 _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
 
@@ -982,11 +998,6 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
         equity = max(wallet[0], 0.0)
         exposure, maintenance, balance = 0.0, 0.0, 0.0
         if counts[4] > 0:
-            if not loaded:  # opened at the close
-                _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2,
-                             mlows2, mcloses2, opens, closes, lows, highs, mopens, mlows, mhighs,
-                             mcloses)
-                loaded = True
             total = wallet[0]
             for s in range(n_slots):
                 if slots[S_LEGS, s] == 0.0:
@@ -1073,26 +1084,7 @@ def _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, pe
     acc[ACS.exposed_bars], acc[ACS.max_leverage], acc[ACS.worst_margin_ratio] = exposed_bars, max_lev, worst_ratio
 
 
-@njit(cache=True, inline="always")
-def _load_ranges(i, n_slots, slot_inst, has_mark, highs2, lows2, mopens2, mhighs2, mlows2, mcloses2,
-                 opens, closes, lows, highs, mopens, mlows, mhighs, mcloses):
-    """Bar i's lows, highs and mark prices per slot (the mark falls back to traded prices where
-    it does not cover the bar)."""
-    for s in range(n_slots):
-        k = slot_inst[s]
-        lows[s], highs[s] = lows2[k, i], highs2[k, i]
-        if has_mark[k]:
-            mo, ml, mh, mc = mopens2[k, i], mlows2[k, i], mhighs2[k, i], mcloses2[k, i]
-            covered = not (np.isnan(ml) or np.isnan(mh) or np.isnan(mc))
-            mopens[s] = mo if not np.isnan(mo) else opens[s]
-            mlows[s] = ml if covered else lows[s]
-            mhighs[s] = mh if covered else highs[s]
-            mcloses[s] = mc if covered else closes[s]
-        else:
-            mopens[s], mlows[s], mhighs[s], mcloses[s] = opens[s], lows[s], highs[s], closes[s]
-
-
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _leg_quiet(q, sl, tp, trail, peak, lp, low_i, high_i, mlow, mhigh):
     """``_quiet`` for an account of one leg, on scalars."""
     if q > 0.0:
@@ -1156,9 +1148,9 @@ def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intr
         i1 = min(n, i0 + block)
         if keep:
             rec = _grow_records(rec, counts, m * (i1 - i0))
-        ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk,
-               od, cross, liq_rate)
-        _run_block(ctx, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row,
+        ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep,
+               od.fees, od.slippage, mk.depth, cross, liq_rate)
+        _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row,
                    col_row, init_cash, wiped_level, equity_out, wallet_out, position_out,
                    margin_out, leverage_out, ratio_out, path, mpath, p0, p1, m0, m1, fills, opens,
                    closes, lows, highs, mlows, mhighs, mopens, mcloses)
@@ -1166,8 +1158,8 @@ def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intr
         closes[s] = mk.close[slot_inst[s], n - 1]
 
     # positions still open at the end are marked at the last close (the blocks left room)
-    ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od,
-           cross, liq_rate)
+    ctx = (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, od.fees,
+           od.slippage, mk.depth, cross, liq_rate)
     _mark_open_positions(ctx, n - 1, closes)
     acc[ACS.final_wallet] = wallet[0]
     if np.isnan(acc[ACS.max_leverage]):
@@ -1181,8 +1173,8 @@ def _mark_open_positions(ctx, i, prices):
     """Record positions still open at the end (``Reason.end``), marked like the equity: an
     isolated slot loses at most its margin, a cross account at most its wallet; what lies
     beyond is shown as shortfall, shared by notional."""
-    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, mk, od, cross,
-     liq_rate) = ctx
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
     m = cols.shape[0]
     n_slots = slots.shape[1]
     pnl_slot = np.zeros(n_slots)

@@ -395,26 +395,47 @@ def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables,
     return call
 
 
-def _market_arrays(markets, funding, depth_impact, vol_window, need_vol) -> MarketArrays:
+def _market_arrays(owner, markets, funding, depth_impact, vol_window, need_vol) -> MarketArrays:
+    """The instruments' series as (instruments, bars) arrays, cached on ``owner`` (the Market
+    or Markets passed to simulate; their data never changes) so repeated calls do not rebuild
+    them: fresh memory is slow to touch. A series no instrument has is a (K, 1) NaN placeholder."""
+    key = (funding if not isinstance(funding, bool) else bool(funding), bool(depth_impact),
+           vol_window if need_vol else None, need_vol)
+    cache = owner.__dict__.setdefault("_kernel_arrays", {})
+    if key not in cache:
+        cache.clear()  # one configuration at a time: the usual case, and bounded memory
+        cache[key] = _build_market_arrays(markets, funding, depth_impact, vol_window, need_vol)
+    return cache[key]
+
+
+def _build_market_arrays(markets, funding, depth_impact, vol_window, need_vol) -> MarketArrays:
     index, freq = markets.index, markets.freq
+    n_inst = len(markets.symbols)
+    placeholder = np.full((n_inst, 1), np.nan)
     rows: dict[str, list] = {name: [] for name in MarketArrays._fields[:-3]}
     nan_bars = np.full(len(index), np.nan)
+    has_mark = np.asarray([markets[s].mark is not None for s in markets.symbols], dtype=np.bool_)
+    has_depth = depth_impact and any(markets[s].depth is not None for s in markets.symbols)
     for symbol in markets.symbols:
         market = markets[symbol]
         aligned = markets.aligned(symbol)
         for column in ("open", "high", "low", "close"):
             rows[column].append(aligned[column].to_numpy(dtype=float))
-        mark = markets.series(symbol, "mark")
-        for column in ("open", "high", "low", "close"):
-            rows[f"mark_{column}"].append(nan_bars if mark is None else mark[column].to_numpy(dtype=float))
+        if has_mark.any():
+            mark = markets.series(symbol, "mark")
+            for column in ("open", "high", "low", "close"):
+                rows[f"mark_{column}"].append(nan_bars if mark is None else mark[column].to_numpy(dtype=float))
         rows["funding"].append(_funding_rates(market, index, freq, funding))
-        depth = markets.series(symbol, "depth") if depth_impact else None
-        rows["depth"].append(nan_bars if depth is None else depth.to_numpy(dtype=float))
-        rows["vol"].append(_realized_vol(aligned["close"], freq, vol_window) if need_vol else nan_bars)
-    has_mark = np.asarray([markets[s].mark is not None for s in markets.symbols], dtype=np.bool_)
-    return MarketArrays(**{name: _rows(values) for name, values in rows.items()},
-                        first_bar=markets.first_bar.copy(), last_bar=markets.last_bar.copy(),
-                        has_mark=has_mark)
+        if has_depth:
+            depth = markets.series(symbol, "depth")
+            rows["depth"].append(nan_bars if depth is None else depth.to_numpy(dtype=float))
+        if need_vol:
+            rows["vol"].append(_realized_vol(aligned["close"], freq, vol_window))
+    arrays = {name: _rows(values) if values else placeholder for name, values in rows.items()}
+    if np.isnan(arrays["funding"]).all():
+        arrays["funding"] = placeholder
+    return _frozen(MarketArrays(**arrays, first_bar=markets.first_bar.copy(),
+                                last_bar=markets.last_bar.copy(), has_mark=has_mark))
 
 
 def _tier_arrays(tables) -> TierArrays:
@@ -583,8 +604,8 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
         raise ValueError(f"init_cash must be positive, one value or one per account ({n_accounts})")
 
     kernel = KernelCall(
-        mk=_frozen(_market_arrays(markets, funding, depth_impact, vol_window,
-                                  call.size_type == SizeType.target_vol)),
+        mk=_market_arrays(single if single is not None else markets, markets, funding,
+                          depth_impact, vol_window, call.size_type == SizeType.target_vol),
         tiers=_frozen(_tier_arrays(tables)),
         sg=_frozen(SignalArrays(*(flex[name] for name in SIGNAL_ARGS))),
         od=_frozen(OrderArrays(*(flex[name] for name in OrderArrays._fields))),
