@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import vectorbt as vbt
+import vectorbt  # noqa: F401 - registers the .vbt accessors used below
 
 import backtest
 
