@@ -53,6 +53,8 @@ NON_NUMERIC_METRICS = {"start": "a date", "end": "a date", "max_drawdown_duratio
 ABSURD_RETURN, ABSURD_CAGR = 10.0, 1e3
 BYTES_PER_COLUMN_BAR = 120  # measured peak of Strategy.run + stats() per grid column and bar
 MEMORY_HEADROOM = 0.8
+REPORT_METRIC = "sharpe"  # ranks a grid's combinations for the report's full section
+MAX_PRINTED_ROWS = 50  # a grid's summary lines on the terminal
 
 
 class UsageError(Exception):
@@ -347,15 +349,21 @@ def _available_memory() -> int | None:
         return None
 
 
-def check_memory(n_columns: int, n_bars: int, available: int | None = None) -> None:
-    """Refuse at once a grid that cannot fit in memory, with the estimate."""
-    need = BYTES_PER_COLUMN_BAR * n_columns * n_bars
+def fits_in_memory(n_columns: int, n_bars: int, available: int | None = None) -> bool:
+    """Whether a full run (records, per-bar series, report) of this size fits in memory."""
     available = _available_memory() if available is None else available
-    if available is not None and need > MEMORY_HEADROOM * available:
+    return available is None or BYTES_PER_COLUMN_BAR * n_columns * n_bars <= MEMORY_HEADROOM * available
+
+
+def check_memory(n_columns: int, n_bars: int, available: int | None = None) -> None:
+    """Refuse at once a run that cannot fit in memory, with the estimate."""
+    available = _available_memory() if available is None else available
+    if not fits_in_memory(n_columns, n_bars, available):
+        need = BYTES_PER_COLUMN_BAR * n_columns * n_bars
         raise UsageError(
             f"this run needs about {need / 2**30:.1f} GiB ({n_columns:,} column(s) × {n_bars:,} "
-            f"bars) and {available / 2**30:.1f} GiB are available: use fewer --grid values or "
-            "a shorter --data range")
+            f"bars) and {available / 2**30:.1f} GiB are available: use a shorter --data range "
+            "or fewer instruments")
 
 
 # ----- results ---------------------------------------------------------------------------------
@@ -463,26 +471,46 @@ def _run_command(args) -> int:
     _check_outputs(args)
     market = _load(_data_paths(args), args.funding, args.mark)
     combos = int(np.prod([len(values) for values in grid.values()])) if grid else 1
-    check_memory(combos * len(getattr(market, "symbols", [None])), len(market))
+    per_combo = len(getattr(market, "symbols", [None]))
+    check_memory(per_combo, len(market))  # one combination must fit, whatever the grid
+    as_sweep = not fits_in_memory(combos * per_combo, len(market))
     claims = _claim_outputs(args, cls, _symbol(market))
     try:
-        result = strategy.run(market, progress=True, **grid)
-        stats = result.stats()
-        report = result.report(claims[0].path)
+        if as_sweep:
+            from backtest.report import best_label
+
+            print(f"note: {combos:,} combinations × {len(market):,} bars do not fit in memory as one "
+                  "run: statistics only, in chunks (Strategy.sweep); the report shows the best "
+                  f"combination by {REPORT_METRIC} in full", file=sys.stderr)
+            sweep = strategy.sweep(market, progress=True, **grid)
+            stats = sweep.stats()
+            best = best_label(stats, REPORT_METRIC)
+            best = best if isinstance(best, tuple) else (best,)
+            result = strategy.with_params(**dict(zip(sweep.axes, best, strict=True))).run(market)
+            report = result.report(claims[0].path, grid_stats=stats, metric=REPORT_METRIC)
+        else:
+            result = strategy.run(market, progress=True, **grid)
+            stats = result.stats()
+            report = result.report(claims[0].path, metric=REPORT_METRIC)
         if args.json is not None:
             write_atomic(claims[1].path, stats_json(stats))
     except BaseException:
         for claim in claims:
             claim.release()
         raise
-    print(f"{cls.__name__} on {_symbol(market)}: {len(market)} bars, {len(result.columns)} column(s)")
+    n_rows = len(stats) if isinstance(stats, pd.DataFrame) else 1
+    print(f"{cls.__name__} on {_symbol(market)}: {len(market)} bars, {n_rows} combination(s)")
     rows = stats.iterrows() if isinstance(stats, pd.DataFrame) else [(None, stats)]
-    for label, row in rows:
-        print(("" if label is None else f"[{label}] ") + _summary(row))
+    for k, (label, row) in enumerate(rows):
+        if k < MAX_PRINTED_ROWS:
+            print(("" if label is None else f"[{label}] ") + _summary(row))
         if float(row["total_return"]) > ABSURD_RETURN and float(row["cagr"]) > ABSURD_CAGR:
             print(f"warning: a total return of {float(row['total_return']):.3g}× the initial cash "
                   "is not believable: look-ahead likely — run `backtest check-lookahead` on this "
                   "strategy", file=sys.stderr)
+    if n_rows > MAX_PRINTED_ROWS:
+        print(f"... {n_rows - MAX_PRINTED_ROWS:,} more combination(s) in the report"
+              + (" and the JSON" if args.json is not None else ""))
     print(f"report: {report}")
     tripped = check_gates(stats, gates, args.undefined)
     if tripped:

@@ -104,10 +104,9 @@ def _prices(high, low, close=None, volume=None, *, need_close=True):
 
 
 def _atr(high, low, close, window):
-    import vectorbt as vbt  # lazy: importing vectorbt costs seconds
+    from backtest.indicators import atr
 
-    atr = vbt.ATR.run(pd.Series(high), pd.Series(low), pd.Series(close), window=window).atr
-    return atr.to_numpy(dtype=float)
+    return atr(high, low, close, window)
 
 
 def _run(

@@ -364,11 +364,13 @@ class Result:
         table["duration"] = table["recovery"].fillna(self.index[-1]) - table["peak"]
         return table.sort_values("depth", ascending=False).head(top).reset_index(drop=True)
 
-    def report(self, path, *, column=None, metric: str = "sharpe", title: str | None = None):
+    def report(self, path, *, column=None, metric: str = "sharpe", title: str | None = None,
+               grid_stats=None):
         """Write the self-contained HTML report (see :mod:`backtest.report`); returns its path."""
         from backtest.report import write_report
 
-        return write_report(self, path, column=column, metric=metric, title=title)
+        return write_report(self, path, column=column, metric=metric, title=title,
+                            grid_stats=grid_stats)
 
     def __repr__(self) -> str:
         name = self.strategy_name or "simulate"

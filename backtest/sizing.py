@@ -113,15 +113,14 @@ def atr_risk(high, low=None, close=None, risk=0.01, atr_window=14, atr_mult=2.0,
     for name, values in (("high", high), ("low", low), ("close", close)):
         _check_prices(name, values)
     is_series = isinstance(close, pd.Series)
-    h, lo, c = (pd.Series(np.asarray(x, dtype=float)) for x in (high, low, close))
+    h, lo, c = (np.asarray(x, dtype=float) for x in (high, low, close))
     if not len(h) == len(lo) == len(c):
         raise ValueError(f"high, low and close lengths differ: {len(h)}, {len(lo)}, {len(c)}")
+    from backtest.indicators import atr as average_true_range
 
-    import vectorbt as vbt  # lazy: importing vectorbt costs seconds
-
-    atr = vbt.ATR.run(h, lo, c, window=atr_window).atr.to_numpy(dtype=float)
+    atr = average_true_range(h, lo, c, window=atr_window)
     with np.errstate(divide="ignore"):
-        exposure = _cap(risk * c.to_numpy() / (atr_mult * atr), max_leverage)
+        exposure = _cap(risk * c / (atr_mult * atr), max_leverage)
     return pd.Series(exposure, index=close.index, name="exposure") if is_series else exposure
 
 

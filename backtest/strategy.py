@@ -23,14 +23,14 @@ close only; with the default ``timing="next_open"`` a signal at t fills at t+1's
 
 Example — a complete strategy in a few lines:
 
->>> import vectorbt as vbt                                   # doctest: +SKIP
+>>> from backtest import indicators                           # doctest: +SKIP
 >>> class SmaCross(Strategy):                                # doctest: +SKIP
 ...     fast: int = 20
 ...     slow: int = 50
 ...     leverage = 3.0
 ...     def signals(self, market):
-...         fast = vbt.MA.run(market.close, self.fast).ma
-...         slow = vbt.MA.run(market.close, self.slow).ma
+...         fast = indicators.ma(market.close, self.fast)    # vectorbt's MA on the market's index
+...         slow = indicators.ma(market.close, self.slow)
 ...         return {"entries": fast > slow, "exits": fast < slow}
 >>> result = SmaCross().run(market, fast=[10, 20], slow=[50, 100])   # doctest: +SKIP
 >>> result.stats()                                           # 4 columns  # doctest: +SKIP
@@ -160,6 +160,14 @@ class Strategy:
         "init_cash": Param(10_000.0, gt=0),
         "intrabar": Param("auto", choices=("auto", "pessimistic", "optimistic")),
     }
+
+    def __getattribute__(self, name: str) -> Any:
+        # While a hook runs for the grid's hook cache, note which instance values it reads.
+        state = object.__getattribute__(self, "__dict__")
+        reads = state.get("_reads")
+        if reads is not None and name in state and name != "_reads":
+            reads[name] = state[name]
+        return object.__getattribute__(self, name)
 
     def __init__(self, **params: Any) -> None:
         defaults = self.params()
@@ -384,10 +392,11 @@ def _stack_markets(base, variants, markets, axes, columns, progress):
     n_bars = len(index)
     owner = type(base).__name__
     outputs: list[dict] = []  # one per column: combinations major, instruments minor
+    cache = HookCache()
     for variant in _progress(variants, progress):
         variant._instruments = len(symbols)
-        outputs += _cross_sectional_outputs(variant, markets) if base.cross_sectional else \
-            [_instrument_outputs(variant, markets, symbol) for symbol in symbols]
+        outputs += _cross_sectional_outputs(variant, markets, cache) if base.cross_sectional else \
+            [_instrument_outputs(variant, markets, symbol, cache) for symbol in symbols]
     size_types = {out.pop("size_type", "equity") for out in outputs}
     if len(size_types) > 1:
         raise ValueError(f"{owner}: size_type must be the same for every column, got {sorted(size_types)}")
@@ -423,17 +432,17 @@ def _on_clock(value, market, key, where, index) -> np.ndarray | None:
     return full
 
 
-def _instrument_outputs(variant, markets, symbol) -> dict:
+def _instrument_outputs(variant, markets, symbol, cache=None) -> dict:
     market = markets[symbol]
-    out, wheres = _hook_outputs(variant, market)
+    out, wheres = _hook_outputs(variant, market, cache, scope=symbol)
     return {k: (v if k == "size_type" else _on_clock(v, market, k, f"{wheres[k]} on {symbol}", markets.index))
             for k, v in out.items()}
 
 
-def _cross_sectional_outputs(variant, markets) -> list[dict]:
+def _cross_sectional_outputs(variant, markets, cache=None) -> list[dict]:
     """Hooks called once with the Markets; DataFrames with a column per symbol (or one value
     for all) become one output per instrument."""
-    out, wheres = _hook_outputs(variant, markets)
+    out, wheres = _hook_outputs(variant, markets, cache)
     per_symbol = []
     for symbol in markets.symbols:
         mine = {}
@@ -451,14 +460,62 @@ def _cross_sectional_outputs(variant, markets) -> list[dict]:
     return per_symbol
 
 
-def _hook_outputs(variant, market) -> tuple[dict, dict]:
+class HookCache:
+    """Hook outputs shared by the grid's combinations that a hook cannot tell apart.
+
+    A hook is a function of the market and of the values it reads from its strategy. The first
+    call of a hook records those reads (``Strategy.__getattribute__``); a later combination with
+    the same values for every one of them gets the same output without the call: the signals of
+    a sweep over ``leverage`` are computed once, those of ``fast × slow × leverage`` once per
+    ``(fast, slow)``. One cache serves one market (or one instrument, ``scope``) in one stacking
+    call, so it holds no more than the stacked arguments it feeds.
+    """
+
+    def __init__(self) -> None:
+        # (hook, scope) -> {names read: {their values: output}}
+        self._tables: dict[tuple, dict[tuple, dict]] = {}
+
+    def call(self, hook, variant, market, where: str, scope=None) -> dict:
+        state = vars(variant)
+        tables = self._tables.setdefault((hook.__name__, scope), {})
+        for names, table in tables.items():
+            values = _values_key(state, names)
+            if values is not None and values in table:
+                return dict(table[values])
+        state["_reads"] = reads = {}
+        try:
+            produced = _call_hook(hook, market, where)
+        finally:
+            del state["_reads"]
+        names = tuple(sorted(reads))
+        values = _values_key(state, names)
+        if values is not None:
+            tables.setdefault(names, {})[values] = produced
+        return dict(produced)
+
+
+_MISSING = object()
+
+
+def _values_key(state: dict, names: tuple) -> tuple | None:
+    """The values of ``names`` as a dictionary key; None when one cannot be hashed."""
+    values = tuple(state.get(name, _MISSING) for name in names)
+    try:
+        hash(values)
+    except TypeError:
+        return None
+    return values
+
+
+def _hook_outputs(variant, market, cache: HookCache | None = None, scope=None) -> tuple[dict, dict]:
     """Every hook's mapping merged, and which hook gave each key (for messages)."""
     owner = type(variant).__name__
     out, wheres = {}, {}
     for hook, keys in ((variant.signals, SIGNAL_KEYS), (variant.stops, STOP_KEYS),
                        (variant.size, SIZE_KEYS)):
         where = f"{owner}.{hook.__name__}()"
-        produced = _call_hook(hook, market, where)
+        produced = _call_hook(hook, market, where) if cache is None else \
+            cache.call(hook, variant, market, where, scope)
         unknown = set(produced) - set(keys)
         if unknown:
             raise ValueError(f"{where} returned unknown keys {sorted(map(str, unknown))}; "
@@ -538,8 +595,9 @@ def _stack_hooks(variants: list[Strategy], market, columns: pd.Index, progress: 
     """Call every variant's hooks and stack their outputs into (bars × columns) arguments."""
     n_bars = len(market)
     per_variant: list[dict[str, Any]] = []
+    cache = HookCache()
     for variant in _progress(variants, progress):
-        out, wheres = _hook_outputs(variant, market)
+        out, wheres = _hook_outputs(variant, market, cache)
         per_variant.append({k: (v if k == "size_type" else _as_column(v, market, k, wheres[k]))
                             for k, v in out.items()})
 

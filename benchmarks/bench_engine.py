@@ -52,9 +52,17 @@ def prices(n_bars: int, seed: int = 42) -> pd.DataFrame:
                          "low": np.minimum(open_, close) - spread, "close": close}, index=index)
 
 
-def signals(n_bars: int, n_cols: int, seed: int = 7):
+def signals(n_bars: int, n_cols: int, seed: int = 7, block: int = 100):
+    """Boolean entries and exits (bars, columns), drawn a block of columns at a time so the
+    random floats behind them never inflate either tool's peak memory."""
     rng = np.random.default_rng(seed)
-    return rng.random((n_bars, n_cols)) < SIGNAL_P, rng.random((n_bars, n_cols)) < SIGNAL_P
+    entries = np.empty((n_bars, n_cols), dtype=bool)
+    exits = np.empty((n_bars, n_cols), dtype=bool)
+    for start in range(0, n_cols, block):
+        stop = min(start + block, n_cols)
+        entries[:, start:stop] = rng.random((n_bars, stop - start)) < SIGNAL_P
+        exits[:, start:stop] = rng.random((n_bars, stop - start)) < SIGNAL_P
+    return entries, exits
 
 
 def peak_mib() -> float:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtest import levels
+from backtest import indicators, levels
 from backtest.strategy import Param, Strategy
 
 
@@ -43,10 +43,8 @@ class BreakoutRetest(Strategy):
     slippage = 0.0002
 
     def _setup(self, market):
-        import vectorbt as vbt
-
         sr = levels.support_resistance(market, left=self.pivot_bars, right=self.pivot_bars)
-        atr = vbt.ATR.run(market.high, market.low, market.close, window=14).atr
+        atr = indicators.atr(market, window=14)
         return sr, atr
 
     def _broken(self, level_before: pd.Series, crossed: pd.Series) -> pd.Series:
@@ -76,9 +74,7 @@ class BreakoutRetest(Strategy):
         first_long = long_retest & ~long_retest.shift(1, fill_value=False)
         first_short = short_retest & ~short_retest.shift(1, fill_value=False)
         # trade with the broader trend only, so opposite setups do not flip the position
-        import vectorbt as vbt
-
-        trend = vbt.MA.run(close, self.trend_window).ma
+        trend = indicators.ma(close, self.trend_window)
         first_long &= close > trend
         first_short &= close < trend
         return {"entries": first_long & ~first_short, "short_entries": first_short & ~first_long}

@@ -24,17 +24,15 @@ are class attributes, and three vectorized hooks return what ``backtest.simulate
 
 from __future__ import annotations
 
-from backtest import levels, sizing
+from backtest import indicators, levels, sizing
 from backtest.strategy import Param, Strategy
 
 
 def ma_trend(close, fast: int, slow: int):
     """(up, down): the fast moving average above / below the slow one (vectorbt ``MA``), known
     at each bar's close."""
-    import vectorbt as vbt
-
-    fast_ma = vbt.MA.run(close, fast).ma
-    slow_ma = vbt.MA.run(close, slow).ma
+    fast_ma = indicators.ma(close, fast)
+    slow_ma = indicators.ma(close, slow)
     return fast_ma > slow_ma, fast_ma < slow_ma
 
 
@@ -77,10 +75,8 @@ class TrendFollowing(Strategy):
         }
 
     def stops(self, market):
-        import vectorbt as vbt
-
         sr = self._levels(market)
-        atr = vbt.ATR.run(market.high, market.low, market.close, window=14).atr
+        atr = indicators.atr(market, window=14)
         close = market.close
         floor, cap = close * (1 - self.max_stop), close * (1 + self.max_stop)
         # Not farther than max_stop (where no level is known, NaN compares False and the fixed

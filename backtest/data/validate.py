@@ -86,11 +86,19 @@ def parse_timestamps(values: pd.Series, origin: Origin, column: str) -> pd.Datet
         position = int(np.argmax(bad))
         raise origin.error(f"unparseable timestamp {text.iloc[position]!r}",
                            column=column, position=position)
-    return pd.DatetimeIndex(parsed)
+    years = parsed.dt.year.to_numpy()
+    low, high = NANOSECOND_YEARS
+    bad = (years < low) | (years > high)
+    if bad.any():  # e.g. "-1" reads as the year -1: outside what a nanosecond clock can hold
+        position = int(np.argmax(bad))
+        raise origin.error(f"timestamp {text.iloc[position]!r} reads as the year {years[position]}, "
+                           f"outside {low}-{high}", column=column, position=position)
+    return pd.DatetimeIndex(parsed).as_unit("ns")
 
 
 EPOCH_UNITS = (("s", 1e10, 1.0), ("ms", 1e13, 1e3), ("us", 1e16, 1e6), ("ns", np.inf, 1e9))
 PLAUSIBLE_EPOCH_SECONDS = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01 UTC
+NANOSECOND_YEARS = (1678, 2261)  # whole years inside pandas' nanosecond Timestamp range
 
 
 def epoch_unit(numbers: np.ndarray) -> str:

@@ -548,35 +548,34 @@ def _open(ctx, od, vol, j, i, s_bar, side, ref, prices, tiers, size_type):
     _record_order(rec, counts, keep, c, i, side, qty, fill, fee, OrderStatus.filled, Reason.signal)
 
 
-@njit(cache=True)
-def _signals(ctx, od, vol, j, i, s_bar, ref, prices, sg, tiers, size_type):
-    """Act on leg j's signals of bar s_bar at reference price ``ref`` on bar i.
-
-    An entry and an exit of the same side on one bar cancel, as do long and short entries
-    together (vectorbt's "ignore"); an opposite entry reverses the position.
-    """
-    legs = ctx[1]
-    c = ctx[0][j]
-    long_in, long_out = flex_nb(sg.entries, s_bar, c), flex_nb(sg.exits, s_bar, c)
-    short_in, short_out = flex_nb(sg.short_entries, s_bar, c), flex_nb(sg.short_exits, s_bar, c)
+@njit(cache=True, inline="always")
+def _signal_action(position, long_in, long_out, short_in, short_out):
+    """What a leg's signals do to its position (sign ``position``): (close it, side to open:
+    +1, -1 or 0). An entry and an exit of the same side on one bar cancel, as do long and short
+    entries together (vectorbt's "ignore"); an opposite entry reverses the position. Decided on
+    scalars in the bar loop, so a signal that changes nothing costs no call."""
     if long_in and long_out:
         long_in = long_out = False
     if short_in and short_out:
         short_in = short_out = False
     if long_in and short_in:
         long_in = short_in = False
-    position = _sign(legs[QTY, j])
-    side = 0
     if position > 0:
         if short_in or long_out:
-            _close(ctx, j, i, ref, Reason.signal, True)
-            side = -1 if short_in else 0
-    elif position < 0:
+            return True, -1 if short_in else 0
+        return False, 0
+    if position < 0:
         if long_in or short_out:
-            _close(ctx, j, i, ref, Reason.signal, True)
-            side = 1 if long_in else 0
-    else:
-        side = 1 if long_in else (-1 if short_in else 0)
+            return True, 1 if long_in else 0
+        return False, 0
+    return False, 1 if long_in else (-1 if short_in else 0)
+
+
+@njit(cache=True)
+def _act(ctx, od, vol, j, i, s_bar, ref, prices, tiers, size_type, close, side):
+    """Carry out ``_signal_action``'s decision for leg j at reference price ``ref`` on bar i."""
+    if close:
+        _close(ctx, j, i, ref, Reason.signal, True)
     if side != 0:
         _open(ctx, od, vol, j, i, s_bar, side, ref, prices, tiers, size_type)
 
@@ -941,10 +940,12 @@ def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intr
                 c = cols[j]
                 s = leg_slot[j]
                 k = slot_inst[s]
-                if first_bar[k] <= i <= last_bar[k] and (
-                        flex_nb(entries, s_bar, c) or flex_nb(exits, s_bar, c)
-                        or flex_nb(short_entries, s_bar, c) or flex_nb(short_exits, s_bar, c)):
-                    _signals(ctx, od, vol2, j, i, s_bar, opens[s], opens, sg, tiers, size_type)
+                if first_bar[k] <= i <= last_bar[k]:
+                    close, side = _signal_action(
+                        _sign(legs[QTY, j]), flex_nb(entries, s_bar, c), flex_nb(exits, s_bar, c),
+                        flex_nb(short_entries, s_bar, c), flex_nb(short_exits, s_bar, c))
+                    if close or side != 0:
+                        _act(ctx, od, vol2, j, i, s_bar, opens[s], opens, tiers, size_type, close, side)
 
         # 4. the joint intrabar path (skipped when nothing can trigger within the bar)
         if counts[4] > 0:
@@ -985,11 +986,13 @@ def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intr
                 c = cols[j]
                 s = leg_slot[j]
                 k = slot_inst[s]
-                if legs[STOP_BAR, j] != i and first_bar[k] <= i <= last_bar[k] and (
-                        flex_nb(entries, i, c) or flex_nb(exits, i, c)
-                        or flex_nb(short_entries, i, c) or flex_nb(short_exits, i, c)):
-                    acted = True
-                    _signals(ctx, od, vol2, j, i, i, closes[s], closes, sg, tiers, size_type)
+                if legs[STOP_BAR, j] != i and first_bar[k] <= i <= last_bar[k]:
+                    close, side = _signal_action(
+                        _sign(legs[QTY, j]), flex_nb(entries, i, c), flex_nb(exits, i, c),
+                        flex_nb(short_entries, i, c), flex_nb(short_exits, i, c))
+                    if close or side != 0:
+                        acted = True
+                        _act(ctx, od, vol2, j, i, i, closes[s], closes, tiers, size_type, close, side)
             if acted and counts[4] > 0:  # the close as a point of the path
                 _set_segment(p0, p1, m0, m1, closes, closes, mcloses, mcloses)
                 _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)

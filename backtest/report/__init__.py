@@ -163,13 +163,12 @@ def _header(result) -> dict:
     }
 
 
-def _grid_context(result, metric: str) -> dict:
+def _grid_context(table: pd.DataFrame, metric: str) -> dict:
     from backtest.report import figures
 
-    table = result.stats()
     columns = [k for k in GRID_METRICS if k in table.columns]
     heatmap = None
-    index = result.accounts
+    index = table.index
     if isinstance(index, pd.MultiIndex) and index.nlevels >= 2:
         values = table[metric].astype(float)
         pivot = values.groupby(level=[0, 1]).mean().unstack(level=1)
@@ -181,26 +180,41 @@ def _grid_context(result, metric: str) -> dict:
             "param_names": names}
 
 
-def render_report(result, *, column=None, metric: str = "sharpe", title: str | None = None) -> str:
+def best_label(table: pd.DataFrame, metric: str):
+    """The row of a stats table with the highest ``metric`` (the first row if it is undefined
+    everywhere)."""
+    ranking = table[metric].astype(float)  # undefined (NaN) columns are not ranked
+    return ranking.idxmax() if ranking.notna().any() else ranking.index[0]
+
+
+def render_report(result, *, column=None, metric: str = "sharpe", title: str | None = None,
+                  grid_stats: pd.DataFrame | None = None) -> str:
     """The report's HTML text (see :func:`write_report`)."""
     many = not isinstance(result.equity, pd.Series)
-    grid = None
-    if many and column is None:
-        grid = _grid_context(result, metric)
-        ranking = result.stats()[metric].astype(float)  # undefined (NaN) columns are not ranked
-        column = ranking.idxmax() if ranking.notna().any() else ranking.index[0]
+    grid, best = None, None
+    if grid_stats is not None:  # a sweep's table, with ``result`` the full run of one combination
+        grid, best = _grid_context(grid_stats, metric), best_label(grid_stats, metric)
+    elif many and column is None:
+        table = result.stats()
+        grid = _grid_context(table, metric)
+        column = best = best_label(table, metric)
+    elif many:
+        best = column
     context = {"header": _header(result), "grid": grid, "title": title,
                "single": _single_context(result, column if many else None),
-               "best_label": column if many else None}
+               "best_label": best}
     return _environment().get_template("report.html").render(**context)
 
 
-def write_report(result, path, *, column=None, metric: str = "sharpe", title: str | None = None) -> Path:
+def write_report(result, path, *, column=None, metric: str = "sharpe", title: str | None = None,
+                 grid_stats: pd.DataFrame | None = None) -> Path:
     """Write the self-contained HTML report of ``result`` to ``path`` (atomically: a temporary
     file renamed into place, so an interrupted write leaves no half-written report); returns
-    the path. Missing parent folders are created."""
+    the path. Missing parent folders are created. ``grid_stats`` (a sweep's ``stats()``) puts
+    the comparison of every combination before the full report of ``result``, the best one."""
     from backtest.outputs import write_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, render_report(result, column=column, metric=metric, title=title))
+    return write_atomic(path, render_report(result, column=column, metric=metric, title=title,
+                                            grid_stats=grid_stats))

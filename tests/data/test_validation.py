@@ -42,6 +42,15 @@ def test_unparseable_timestamp_names_row_and_line(tmp_path):
     assert "column timestamp, row 4 (line 5 of the file)" in str(error)
 
 
+def test_a_year_outside_the_nanosecond_clock_names_its_row(tmp_path):
+    # found by the loader fuzzer: "-1" among ISO dates parsed as the year -1 and crashed
+    path = tmp_path / "bars.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n-1,1,1,1,1,1\n2025-01-01,1,1,1,1,1\n")
+    error = _error(path)
+    assert "timestamp '-1' reads as the year -1, outside 1678-2261" in str(error)
+    assert "column timestamp, row 1 (line 2 of the file)" in str(error)
+
+
 def test_unsorted_timestamps(tmp_path):
     frame = candles()
     frame.loc[[2, 3], "timestamp"] = frame.loc[[3, 2], "timestamp"].to_numpy()

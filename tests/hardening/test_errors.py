@@ -211,13 +211,40 @@ def test_a_grid_that_cannot_fit_is_refused_at_once_with_the_estimate():
     check_memory(100, 17_520, available=16 * 2**30)  # 0.2 GiB: fine
 
 
-def test_the_command_refuses_an_oversized_grid_before_running(small_data, in_tmp, cli, monkeypatch):
+def test_the_command_refuses_a_run_too_big_for_one_combination_before_running(
+        small_data, in_tmp, cli, monkeypatch):
     import backtest.cli
 
-    monkeypatch.setattr(backtest.cli, "_available_memory", lambda: 2**20)
+    monkeypatch.setattr(backtest.cli, "_available_memory", lambda: 2**16)  # < one column's 112 KiB
     (in_tmp / "touch.py").write_text(TOUCHING)
-    grid = ",".join(str(v) for v in np.arange(6, 40))
-    code, _, err = cli("run", "touch.py:Touch", "--data", small_data, "--grid", f"fast={grid}",
+    code, _, err = cli("run", "touch.py:Touch", "--data", small_data, "--grid", "fast=6,12",
                        "--param", "slow=48")
-    assert_bad_input(code, err, "this run needs about", "fewer --grid values")
+    assert_bad_input(code, err, "this run needs about", "a shorter --data range")
     assert not (in_tmp / MARKER).exists()
+
+
+def test_a_grid_too_big_for_one_run_switches_to_the_chunked_sweep(small_data, in_tmp, cli,
+                                                                   monkeypatch):
+    import json
+
+    import backtest.cli
+
+    grid = ",".join(str(v) for v in np.arange(6, 40))  # 34 combinations
+    args = ["run", "--data", small_data, "--grid", f"fast={grid}", "--param", "slow=48"]
+    code, out, err = cli(*args, "--json", "full.json", "--report", "full.html")
+    assert code == 0 and "statistics only" not in err
+    monkeypatch.setattr(backtest.cli, "_available_memory", lambda: 2**20)  # fits 7 columns, not 34
+    code, out, err = cli(*args, "--json", "swept.json", "--report", "swept.html",
+                         "--fail-on", "liquidations>0")
+    assert code == 0, err
+    assert "do not fit in memory as one run: statistics only, in chunks" in err
+    full = json.loads((in_tmp / "full.json").read_text())
+    swept = json.loads((in_tmp / "swept.json").read_text())
+    assert set(swept["sharpe"]) == set(full["sharpe"]) and len(full["sharpe"]) == 34
+    for metric in ("final_equity", "sharpe", "max_drawdown", "trades", "funding_paid"):
+        for label, value in full[metric].items():
+            assert swept[metric][label] == pytest.approx(value, rel=1e-9, abs=1e-9), (metric, label)
+    best = max(full["sharpe"], key=lambda label: full["sharpe"][label])
+    html = (in_tmp / "swept.html").read_text()
+    assert "Parameter grid: 34 columns" in html and f'data-best-label="{best}"' in html
+    assert html.count('data-metric="sharpe"') >= 34
