@@ -84,13 +84,13 @@ BLOCK_BARS, BLOCK_LEG_BARS = 4096, 32768
 ACS, CLS = AccountStat, ColumnStat
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def flex_nb(a, i, c):
     """Bar i, column c of a ``(columns, bars)`` parameter where a length-1 axis broadcasts."""
     return a[c if a.shape[0] > 1 else 0, i if a.shape[1] > 1 else 0]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def at_nb(a, k, i):
     """Instrument k's value at bar i of an optional per-instrument series: a series no
     instrument has is a (K, 1) placeholder of NaN, never indexed by bar."""
@@ -107,7 +107,7 @@ def grow_nb(records, need):
     return bigger
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sign(x):
     return 1 if x > 0 else (-1 if x < 0 else 0)
 
@@ -235,7 +235,7 @@ def _cross_time(p0, p1, level, falling):
     return -1.0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _impact(notional, depth_i):
     """Average price impact of a market order walking one side of a linear book (see records)."""
     if np.isnan(depth_i) or depth_i <= 0.0:
@@ -548,7 +548,7 @@ def _open(ctx, od, vol, j, i, s_bar, side, ref, prices, tiers, size_type):
     _record_order(rec, counts, keep, c, i, side, qty, fill, fee, OrderStatus.filled, Reason.signal)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _signal_action(position, long_in, long_out, short_in, short_out):
     """What a leg's signals do to its position (sign ``position``): (close it, side to open:
     +1, -1 or 0). An entry and an exit of the same side on one bar cancel, as do long and short
@@ -872,7 +872,33 @@ def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intr
     peak, peak_bar, in_drawdown, valley = acc[ACS.peak], acc[ACS.peak_bar], acc[ACS.in_drawdown], acc[ACS.valley]
     max_dd, max_dd_bars = acc[ACS.max_drawdown], acc[ACS.max_drawdown_bars]
     exposed_bars, max_lev, worst_ratio = acc[ACS.exposed_bars], acc[ACS.max_leverage], acc[ACS.worst_margin_ratio]
-    for i in range(i0, i1):
+    i = i0
+    while i < i1:
+        # A one-leg account without a position, on bars without a signal, only repeats its
+        # statistics: skip the run at once (the last bar closes drawdowns, so it is walked).
+        if single and counts[4] == 0 and i > 0 and last_equity == max(wallet[0], 0.0):
+            quiet_end = _flat_run_end(entries, exits, short_entries, short_exits, c0, i,
+                                      min(i1, n - 1), timing)
+            if quiet_end > i:
+                skipped = quiet_end - i
+                bars += skipped
+                sum_r -= skipped * shift
+                sum_r2 += skipped * shift * shift
+                if in_drawdown == 0.0:  # the equity repeats its peak
+                    peak, peak_bar = last_equity, quiet_end - 1.0
+                if not wiped:
+                    wiped = wallet[0] <= wiped_level
+                if per_bar >= PER_BAR_EQUITY:
+                    equity_out[row, i:quiet_end] = last_equity
+                if per_bar >= PER_BAR_ALL:
+                    wallet_out[row, i:quiet_end] = wallet[0]
+                    leverage_out[row, i:quiet_end] = 0.0
+                    ratio_out[row, i:quiet_end] = 0.0
+                    position_out[col_row, i:quiet_end] = 0.0
+                    margin_out[col_row, i:quiet_end] = 0.0
+                i = quiet_end
+                if i == i1:
+                    break
         for s in range(n_slots):
             k = slot_inst[s]
             opens[s], closes[s] = opens2[k, i], closes2[k, i]
@@ -1079,12 +1105,27 @@ def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intr
                 q = legs[QTY, j]
                 position_out[col_row + j, i] = q
                 margin_out[col_row + j, i] = legs[MARGIN, j] if q != 0.0 else 0.0
+        i += 1
     flags[0] = 1.0 if wiped else 0.0
     acc[ACS.bars], acc[ACS.sum_returns], acc[ACS.sum_squares], acc[ACS.shift] = bars, sum_r, sum_r2, shift
     acc[ACS.downside_sq], acc[ACS.growth], acc[ACS.last_equity] = downside_sq, growth, last_equity
     acc[ACS.peak], acc[ACS.peak_bar], acc[ACS.in_drawdown], acc[ACS.valley] = peak, peak_bar, in_drawdown, valley
     acc[ACS.max_drawdown], acc[ACS.max_drawdown_bars] = max_dd, max_dd_bars
     acc[ACS.exposed_bars], acc[ACS.max_leverage], acc[ACS.worst_margin_ratio] = exposed_bars, max_lev, worst_ratio
+
+
+@njit(cache=True)
+def _flat_run_end(entries, exits, short_entries, short_exits, c, i, end, timing):
+    """The first bar from ``i`` (before ``end``) on which a signal of column c acts; ``end``
+    when none does."""
+    lag = 1 if timing == Timing.next_open else 0
+    while i < end:
+        s_bar = i - lag
+        if s_bar >= 0 and (flex_nb(entries, s_bar, c) or flex_nb(exits, s_bar, c)
+                           or flex_nb(short_entries, s_bar, c) or flex_nb(short_exits, s_bar, c)):
+            return i
+        i += 1
+    return end
 
 
 @njit(cache=True)
