@@ -18,6 +18,7 @@ tools are called as a user calls them: plain C-ordered numpy boolean signals of 
 - **plain loop**: a minimal numba loop reproducing a long-only stop-loss strategy's equity, the
   floor any engine pays per column-bar (final equity only, and writing per-bar equity);
 - **scaling**: columns at 10k bars, bars at 100 columns, statistics only;
+- **portfolios**: 100 cross accounts each trading 1, 3 or 10 instruments (statistics only);
 - **sweep of 1000 combinations × 1M bars**: ``Strategy.sweep`` (chunks, statistics only);
 - **single run**: one column of 1M bars, warm; fresh process → first result; cold compile.
 """
@@ -187,8 +188,28 @@ def case_single(n_bars, _, __):
     return min(times), 0.0
 
 
+def case_portfolio(n_bars, n_accounts, n_instruments):
+    """``n_accounts`` cross accounts, each trading every one of ``n_instruments`` instruments."""
+    import backtest
+
+    n_instruments = int(n_instruments)
+    symbols = [f"I{k}" for k in range(n_instruments)]
+    markets = backtest.Markets([backtest.Market(prices(n_bars, seed=k), symbol=symbol)
+                                for k, symbol in enumerate(symbols)])
+    n_cols = n_accounts * n_instruments
+    entries, exits = signals(n_bars, n_cols)
+    columns = pd.MultiIndex.from_product([range(n_accounts), symbols], names=["account", "symbol"])
+    kwargs = dict(sl_stop=STOP, fees=FEES, leverage=LEVERAGE, funding=FUNDING, margin_mode="cross",
+                  group_by=["account"], columns=columns, per_bar=False)
+    backtest.simulate(markets[:500], entries=entries[:500], exits=exits[:500], **kwargs)
+    start = time.perf_counter()
+    result = backtest.simulate(markets, entries=entries, exits=exits, **kwargs)
+    final = float(np.asarray(result.stats()["final_equity"], dtype=float).sum())
+    return time.perf_counter() - start, final
+
+
 CASES = {"ours": case_ours, "vectorbt": case_vectorbt, "plain": case_plain, "sweep": case_sweep,
-         "single": case_single}
+         "single": case_single, "portfolio": case_portfolio}
 
 
 def run_case(case, bars, cols, per_bar, env=None) -> dict:
@@ -264,6 +285,12 @@ def main() -> None:
         out = run_case("ours", n_bars, 100, "stats")
         print(f"  100 columns × {n_bars:>9,} bars   {out['seconds']:7.3f} s  "
               f"{out['seconds'] / (100 * n_bars) * 1e9:6.1f} ns/col-bar  {out['peak_mib']:6.0f} MiB")
+    print("\nportfolios, statistics only: 100 cross accounts, each trading every instrument:")
+    for n_instruments in (1, 3, 10):
+        out = run_case("portfolio", bars, 100, str(n_instruments))
+        leg_bars = bars * 100 * n_instruments
+        print(f"  {n_instruments:>2} instrument(s) per account   {out['seconds']:7.3f} s  "
+              f"{out['seconds'] / leg_bars * 1e9:6.1f} ns/leg-bar  {out['peak_mib']:6.0f} MiB")
     combos, sweep_bars = (100, 100_000) if args.quick else (1000, 1_000_000)
     sweep = run_case("sweep", sweep_bars, combos, "stats")
     print(f"\nStrategy.sweep, {combos} combinations × {sweep_bars:,} bars (hooks included): "
