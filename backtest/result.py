@@ -119,11 +119,12 @@ class Result:
             if self._kernel is None:
                 raise ValueError("per-bar values and records were not kept (a stats-only sweep): "
                                  "run again with per_bar=True for these columns")
-            from backtest.engine.nb import PER_BAR_ALL, PER_BAR_EQUITY
+            from backtest.engine.nb import PER_BAR_ALL, PER_BAR_EQUITY, PER_BAR_NONE
 
-            level = PER_BAR_EQUITY if need in ("equity", "records") and not have_all else PER_BAR_ALL
+            level = {"records": PER_BAR_NONE, "equity": PER_BAR_EQUITY}.get(need, PER_BAR_ALL)
             replay = self._kernel.run(keep_records=run.records is None, per_bar=level)
-            run.per_bar = replay.per_bar if not have_all else run.per_bar
+            if level > (PER_BAR_ALL if have_all else PER_BAR_EQUITY if have_equity else PER_BAR_NONE):
+                run.per_bar = replay.per_bar
             run.records = run.records if run.records is not None else replay.records
         return run
 

@@ -587,9 +587,11 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     column, or the names of column levels such as the parameters of a grid). ``tiers`` may be a
     dict by symbol.
 
-    ``per_bar``: ``None`` (default) keeps the records and statistics and computes per-bar series
-    (equity, positions...) when first asked for; ``True`` keeps them all now; ``"equity"`` keeps
-    the equity only; ``False`` keeps only the statistics (O(accounts) memory: sweeps). Accounts
+    ``per_bar``: ``None`` (default) keeps the statistics (O(accounts) memory) and computes the
+    records and per-bar series (equity, positions...) when first asked for, by running the
+    accounts again (the kernel is deterministic: the same numbers); ``True`` keeps them all now;
+    ``"equity"`` keeps the per-bar equity now; ``False`` is the default's statistics, said
+    explicitly (sweeps). Accounts
     run in chunks on ``n_jobs`` threads (default: every core); the result does not depend on
     the chunking.
 
@@ -649,7 +651,7 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     if per_bar not in (None, True, False, "equity"):
         raise ValueError(f"per_bar must be None, True, False or 'equity', got {per_bar!r}")
     level = {True: PER_BAR_ALL, "equity": PER_BAR_EQUITY}.get(per_bar, PER_BAR_NONE)
-    run = kernel.run(keep_records=per_bar is not False, per_bar=level)
+    run = kernel.run(keep_records=per_bar is True, per_bar=level)
 
     settings = {
         "leverage": leverage if np.isscalar(leverage) else list(np.ravel(flex["leverage"])),

@@ -190,6 +190,7 @@ def best_label(table: pd.DataFrame, metric: str):
 def render_report(result, *, column=None, metric: str = "sharpe", title: str | None = None,
                   grid_stats: pd.DataFrame | None = None) -> str:
     """The report's HTML text (see :func:`write_report`)."""
+    result._full("all")  # the records and every per-bar series it reads, in one replay
     many = not isinstance(result.equity, pd.Series)
     grid, best = None, None
     if grid_stats is not None:  # a sweep's table, with ``result`` the full run of one combination

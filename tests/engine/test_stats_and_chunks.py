@@ -80,6 +80,28 @@ def test_a_stats_only_run_equals_the_full_run():
                                   backtest.simulate(market, **{**kwargs, "per_bar": True}).per_bar("equity"))
 
 
+@pytest.mark.parametrize("per_bar", [None, False, "equity"])
+def test_records_not_kept_come_on_demand_identical_to_kept_ones(per_bar, monkeypatch):
+    market, kwargs = _many_columns(n_cols=8)
+    kept = backtest.simulate(market, **kwargs, per_bar=True)
+    lazy = backtest.simulate(market, **kwargs, per_bar=per_bar)
+    assert lazy._run.records is None  # the default keeps the statistics only
+    replays = []
+    original = type(lazy._kernel).run
+    monkeypatch.setattr(type(lazy._kernel), "run",
+                        lambda self, **kw: replays.append(kw) or original(self, **kw))
+    for name in ("orders", "trades", "liquidations", "funding"):
+        assert getattr(kept.records(), name).tobytes() == getattr(lazy.records(), name).tobytes()
+    assert len(replays) == 1
+    pd.testing.assert_frame_equal(kept.stats(), lazy.stats())
+    # a report reads records and every per-bar series: at most one more replay, none after
+    from backtest.report import render_report
+
+    render_report(lazy)
+    np.testing.assert_array_equal(kept.per_bar("position"), lazy.per_bar("position"))
+    assert len(replays) == 2
+
+
 def _many_columns(n_bars=3000, n_cols=40, seed=0):
     market = backtest.load(backtest.sample_path("ETHUSDT"))[-n_bars:]
     rng = np.random.default_rng(seed)
