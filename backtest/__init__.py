@@ -14,6 +14,7 @@ from backtest.engine.simulate import simulate
 from backtest.errors import DataError, DataWarning
 from backtest.market import Market
 from backtest.markets import Markets, load_markets
+from backtest.montecarlo import monte_carlo
 from backtest.result import Result
 from backtest.strategy import Param, Strategy
 
@@ -28,6 +29,7 @@ __all__ = [
     "Result",
     "Strategy",
     "__version__",
+    "monte_carlo",
     "bankruptcy_price",
     "load",
     "load_funding",

@@ -17,6 +17,7 @@ Examples::
     backtest run my_strategy.py:MyStrategy --param fast=12 --grid slow=96,192
     backtest run --fail-on "max_drawdown>0.35" --fail-on "liquidations>0" --json stats.json
     backtest check-lookahead my_strategy.py:MyStrategy  # exit 1 if a hook peeks ahead
+    backtest montecarlo --leverage 1,3,5,10 --paths 500 --fail-on "p_liquidation>0.05"
     backtest data info data/BTCUSDT-1h.parquet
     backtest data validate my_candles.csv
 """
@@ -70,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     # sub-commands take --debug too; SUPPRESS keeps a top-level --debug from being reset
     debug = dict(action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    def market_options(command):
+    def market_options(command, grid: bool = True):
         command.add_argument("strategy", nargs="?", default=None,
                              help="module:Class or path/to/file.py:Class (default: the flagship example)")
         command.add_argument("--data", default=None, nargs="+", metavar="PATH",
@@ -80,8 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--mark", default=None, help="mark-price candles file")
         command.add_argument("--param", action="append", default=[], metavar="K=V",
                              help="set a parameter or setting (repeatable)")
-        command.add_argument("--grid", action="append", default=[], metavar="K=V1,V2",
-                             help="grid axis: every combination runs as one column (repeatable)")
+        if grid:
+            command.add_argument("--grid", action="append", default=[], metavar="K=V1,V2",
+                                 help="grid axis: every combination runs as one column (repeatable)")
         command.add_argument("--debug", **debug)
 
     run = commands.add_parser("run", help="run a strategy and write an HTML report",
@@ -101,6 +103,24 @@ def _parser() -> argparse.ArgumentParser:
                                 help="look for look-ahead in a strategy's hooks (exit 1 if found)")
     market_options(check)
     check.add_argument("--cuts", type=int, default=5, help="cut points to test (default 5)")
+
+    carlo = commands.add_parser(
+        "montecarlo", help="which leverage survives: the strategy on bootstrap paths of the data")
+    market_options(carlo, grid=False)
+    carlo.add_argument("--leverage", required=True, metavar="L1,L2,...",
+                       help="leverages to compare, e.g. 1,3,5,10")
+    carlo.add_argument("--paths", type=int, default=1000, help="bootstrap paths (default 1000)")
+    carlo.add_argument("--block", type=float, default=24 * 7,
+                       help="mean block length in bars (default 168: a week of hourly bars)")
+    carlo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    carlo.add_argument("--ruin", type=float, default=0.5,
+                       help="ruin: equity below this fraction of the initial cash (default 0.5)")
+    carlo.add_argument("--drawdown", type=float, default=0.5,
+                       help="p_drawdown counts drawdowns deeper than this (default 0.5)")
+    carlo.add_argument("--json", default=None, help="write the summary per leverage as JSON here")
+    carlo.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                       help='exit 1 when a leverage crosses a limit, e.g. "p_liquidation>0.05"')
+    carlo.add_argument("--force", action="store_true", help="replace an existing --json file")
 
     data = commands.add_parser("data", help="inspect or validate a market-data file")
     data.add_argument("action", choices=["info", "validate"])
@@ -143,10 +163,12 @@ def _pairs(items, what: str, many: bool) -> dict:
     return out
 
 
-def parse_gate(text: str):
-    """``"max_drawdown>0.35"`` → ("max_drawdown", ">", 0.35); known, numeric metrics only."""
+def parse_gate(text: str, known: tuple[str, ...] | None = None):
+    """``"max_drawdown>0.35"`` → ("max_drawdown", ">", 0.35); known (``known``, by default the
+    statistics), numeric metrics only."""
     from backtest.result import STAT_KEYS
 
+    keys = known or STAT_KEYS
     match = GATE.match(text)
     if not match:
         raise UsageError(f"--fail-on {text!r}: expected METRIC OP NUMBER, e.g. 'max_drawdown>0.35'")
@@ -157,10 +179,10 @@ def parse_gate(text: str):
         raise UsageError(f"--fail-on {text!r}: {number!r} is not a number") from None
     if np.isnan(limit):
         raise UsageError(f"--fail-on {text!r}: the limit is NaN")
-    if key not in STAT_KEYS:
-        hint = difflib.get_close_matches(key, STAT_KEYS, n=1)
+    if key not in keys:
+        hint = difflib.get_close_matches(key, keys, n=1)
         raise UsageError(f"--fail-on: unknown metric {key!r}"
-                         + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(STAT_KEYS)}"))
+                         + (f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(keys)}"))
     if key in NON_NUMERIC_METRICS:
         raise UsageError(f"--fail-on {text!r}: {key} is {NON_NUMERIC_METRICS[key]}, not a number")
     return key, op, limit
@@ -445,7 +467,7 @@ def _prepare(args):
     """Everything checked before the data is read: strategy, parameters, grid."""
     cls = load_strategy_class(args.strategy)
     params = _pairs(args.param, "param", many=False)
-    grid = _pairs(args.grid, "grid", many=True)
+    grid = _pairs(getattr(args, "grid", []), "grid", many=True)
     both = set(params) & set(grid)
     if both:
         raise UsageError(f"{sorted(both)[0]!r} is given by --param and --grid; give it once")
@@ -462,6 +484,52 @@ def _check_lookahead_command(args) -> int:
             print(f"look-ahead: {line}")
         return EXIT_GATE
     print(f"{cls.__name__}: no look-ahead found (hooks compared on {args.cuts} cut points)")
+    return EXIT_OK
+
+
+def _montecarlo_command(args) -> int:
+    from backtest.montecarlo import SUMMARY_METRICS, monte_carlo
+    from backtest.outputs import check_output, claim_output
+
+    cls, strategy, _ = _prepare(args)
+    leverages = []
+    for text in args.leverage.split(","):
+        value = parse_value(text.strip())
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise UsageError(f"--leverage: {text.strip()!r} is not a positive number")
+        leverages.append(float(value))
+    gates = [parse_gate(text, known=SUMMARY_METRICS) for text in args.fail_on]
+    claim = None
+    if args.json is not None:
+        path = check_output(args.json, what="--json", inputs=_inputs(args))
+        claim = claim_output(path, what="--json", force=args.force)
+    try:
+        market = _load(_data_paths(args), args.funding, args.mark)
+        if hasattr(market, "symbols"):
+            raise UsageError("montecarlo resamples one instrument: give one --data file")
+        result = monte_carlo(strategy, market, leverage=leverages, n_paths=args.paths,
+                             mean_block=args.block, seed=args.seed, ruin=args.ruin,
+                             drawdown=args.drawdown)
+        summary = result.summary()
+        summary.index = [f"leverage {lev:g}" for lev in summary.index]
+        if claim is not None:
+            payload = {str(metric): {label: _json_value(v) for label, v in summary[metric].items()}
+                       for metric in summary.columns}
+            write_atomic(claim.path, json.dumps(payload, indent=1, allow_nan=False))
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    print(f"{cls.__name__} on {_symbol(market)}: {args.paths} bootstrap paths of {len(market)} bars "
+          f"(mean block {args.block:g} bars, seed {args.seed}); ruin below {args.ruin:g} × the "
+          f"initial cash, drawdown beyond {args.drawdown:g}")
+    columns = ["p_liquidation", "p_ruin", "p_drawdown", "final_equity_q05", "final_equity_median",
+               "cagr_median"]
+    print(summary[columns].to_string(float_format=lambda v: f"{v:.4g}"))
+    tripped = check_gates(summary, gates, "fail")
+    if tripped:
+        print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
+        return EXIT_GATE
     return EXIT_OK
 
 
@@ -527,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
             return _data_command(args.action, args.path)
         if args.command == "check-lookahead":
             return _check_lookahead_command(args)
+        if args.command == "montecarlo":
+            return _montecarlo_command(args)
         return _run_command(args)
     except KeyboardInterrupt:
         print("interrupted: no output was left half-written", file=sys.stderr)

@@ -394,7 +394,7 @@ def _stack_markets(base, variants, markets, axes, columns, progress):
     outputs: list[dict] = []  # one per column: combinations major, instruments minor
     cache = HookCache()
     for variant in _progress(variants, progress):
-        variant._instruments = len(symbols)
+        variant._instruments = len(symbols) if base.portfolio else 1  # legs sharing an account
         outputs += _cross_sectional_outputs(variant, markets, cache) if base.cross_sectional else \
             [_instrument_outputs(variant, markets, symbol, cache) for symbol in symbols]
     size_types = {out.pop("size_type", "equity") for out in outputs}
