@@ -479,7 +479,7 @@ class HookCache:
         state = vars(variant)
         tables = self._tables.setdefault((hook.__name__, scope), {})
         for names, table in tables.items():
-            values = _values_key(state, names)
+            values = _hashable(tuple(state.get(name, _MISSING) for name in names))
             if values is not None and values in table:
                 return dict(table[values])
         state["_reads"] = reads = {}
@@ -488,7 +488,7 @@ class HookCache:
         finally:
             del state["_reads"]
         names = tuple(sorted(reads))
-        values = _values_key(state, names)
+        values = _hashable(tuple(reads[name] for name in names))  # as read, not as left
         if values is not None:
             tables.setdefault(names, {})[values] = produced
         return dict(produced)
@@ -497,9 +497,8 @@ class HookCache:
 _MISSING = object()
 
 
-def _values_key(state: dict, names: tuple) -> tuple | None:
-    """The values of ``names`` as a dictionary key; None when one cannot be hashed."""
-    values = tuple(state.get(name, _MISSING) for name in names)
+def _hashable(values: tuple) -> tuple | None:
+    """``values`` as a dictionary key; None when one cannot be hashed."""
     try:
         hash(values)
     except TypeError:

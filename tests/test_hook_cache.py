@@ -103,3 +103,23 @@ def test_a_portfolio_grid_runs_each_hook_once_per_instrument_and_value():
     # 2 instruments x 2 windows; stops: 2 instruments x 3 stops; size reads leverage and the
     # instrument count, the same for every combination: once per instrument
     assert Counted.calls == {"signals": 4, "stops": 6, "size": 2}
+
+
+class Rewrites(Strategy):
+    """A hook that changes a value after reading it: the cache keys on the value it read."""
+
+    window: int = 5
+
+    def signals(self, market):
+        window = self.window
+        self.window = window + 100  # bad manners, but it must not poison the cache
+        mean = market.close.rolling(window).mean()
+        return {"entries": market.close > mean, "exits": market.close < mean}
+
+
+def test_the_cache_keys_on_values_as_read_not_as_left():
+    market = _market()
+    grid = Rewrites().run(market, window=[5, 105])
+    for window in (5, 105):
+        alone = Rewrites(window=window).run(market)
+        np.testing.assert_allclose(grid.equity[window].to_numpy(), alone.equity.to_numpy(), rtol=1e-12)
