@@ -17,6 +17,7 @@ from backtest.markets import Markets, load_markets
 from backtest.montecarlo import monte_carlo
 from backtest.result import Result
 from backtest.strategy import Param, Strategy
+from backtest.walkforward import walk_forward
 
 __version__ = "0.1.0"
 
@@ -39,4 +40,5 @@ __all__ = [
     "liquidation_price",
     "sample_path",
     "simulate",
+    "walk_forward",
 ]
