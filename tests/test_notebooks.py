@@ -13,7 +13,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "leverage_and_liquidation.ipynb",
-                                  "cross_margin_cascade.ipynb"])
+                                  "cross_margin_cascade.ipynb", "which_leverage_survives.ipynb"])
 def test_notebook_executes(name, tmp_path):
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
