@@ -18,6 +18,7 @@ Examples::
     backtest run --fail-on "max_drawdown>0.35" --fail-on "liquidations>0" --json stats.json
     backtest check-lookahead my_strategy.py:MyStrategy  # exit 1 if a hook peeks ahead
     backtest montecarlo --leverage 1,3,5,10 --paths 500 --fail-on "p_liquidation>0.05"
+    backtest walk-forward --grid fast=12,24,48 --train 4320 --test 1440 --fail-on "degradation<0.3"
     backtest data info data/BTCUSDT-1h.parquet
     backtest data validate my_candles.csv
 """
@@ -121,6 +122,20 @@ def _parser() -> argparse.ArgumentParser:
     carlo.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
                        help='exit 1 when a leverage crosses a limit, e.g. "p_liquidation>0.05"')
     carlo.add_argument("--force", action="store_true", help="replace an existing --json file")
+
+    walk = commands.add_parser(
+        "walk-forward", help="choose parameters on each train window, trade them on the next")
+    market_options(walk)
+    walk.add_argument("--train", type=int, required=True, metavar="BARS", help="train window, bars")
+    walk.add_argument("--test", type=int, required=True, metavar="BARS", help="test window, bars")
+    walk.add_argument("--step", type=int, default=None, metavar="BARS",
+                      help="bars between folds (default: --test)")
+    walk.add_argument("--anchored", action="store_true", help="train from the first bar on")
+    walk.add_argument("--objective", default="sharpe", help="what the choice maximizes (default sharpe)")
+    walk.add_argument("--json", default=None, help="write the folds and the summary as JSON here")
+    walk.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                      help='exit 1 when the summary crosses a limit, e.g. "degradation<0.3"')
+    walk.add_argument("--force", action="store_true", help="replace an existing --json file")
 
     data = commands.add_parser("data", help="inspect or validate a market-data file")
     data.add_argument("action", choices=["info", "validate"])
@@ -533,6 +548,53 @@ def _montecarlo_command(args) -> int:
     return EXIT_OK
 
 
+WALK_FORWARD_METRICS = ("degradation", "in_sample", "out_of_sample")
+
+
+def _walk_forward_command(args) -> int:
+    from backtest.outputs import check_output, claim_output
+    from backtest.walkforward import OBJECTIVES, segment_metric, walk_forward
+
+    cls, strategy, grid = _prepare(args)
+    if not grid:
+        raise UsageError("walk-forward chooses among combinations: give at least one --grid")
+    if args.objective not in OBJECTIVES:
+        raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
+    gates = [parse_gate(text, known=WALK_FORWARD_METRICS) for text in args.fail_on]
+    claim = None
+    if args.json is not None:
+        claim = claim_output(check_output(args.json, what="--json", inputs=_inputs(args)),
+                             what="--json", force=args.force)
+    try:
+        market = _load(_data_paths(args), args.funding, args.mark)
+        result = walk_forward(strategy, market, train=args.train, test=args.test, step=args.step,
+                              anchored=args.anchored, objective=args.objective, **grid)
+        summary = pd.Series({
+            "degradation": result.degradation(),
+            "in_sample": float(result.folds["in_sample"].mean()),
+            "out_of_sample": segment_metric(result.equity, result.init_cash, args.objective)})
+        if claim is not None:
+            folds = [{str(k): _json_value(v) for k, v in row.items()}
+                     for row in result.folds.to_dict(orient="records")]
+            payload = {"summary": {k: _json_value(v) for k, v in summary.items()},
+                       "objective": args.objective, "folds": folds}
+            write_atomic(claim.path, json.dumps(payload, indent=1, allow_nan=False))
+    except BaseException:
+        if claim is not None:
+            claim.release()
+        raise
+    print(f"{cls.__name__} on {_symbol(market)}: {len(result.folds)} folds, {args.objective} "
+          f"chosen on {args.train} bars, traded on the next {args.test}")
+    print(result.folds.drop(columns=["train_start", "test_end"]).to_string(
+        float_format=lambda v: f"{v:.4g}"))
+    print("  ".join(f"{k}={v:.4g}" for k, v in summary.items()))
+    tripped = check_gates(summary, gates, "fail")
+    if tripped:
+        print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
 def _run_command(args) -> int:
     cls, strategy, grid = _prepare(args)
     gates = [parse_gate(text) for text in args.fail_on]
@@ -597,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_lookahead_command(args)
         if args.command == "montecarlo":
             return _montecarlo_command(args)
+        if args.command == "walk-forward":
+            return _walk_forward_command(args)
         return _run_command(args)
     except KeyboardInterrupt:
         print("interrupted: no output was left half-written", file=sys.stderr)

@@ -89,3 +89,23 @@ def test_bad_arguments_are_named():
         backtest.walk_forward(Direction(), market, train=200, test=100, objective="pnl", window=[5, 10])
     with pytest.raises(ValueError, match="needs a grid"):
         backtest.walk_forward(Direction(), market, train=200, test=100)
+
+
+def test_the_command_prints_folds_writes_json_and_gates(small_data, in_tmp, capsys):
+    import json
+
+    from backtest.cli import main
+    from strategies import TrendFollowing
+
+    argv = ["walk-forward", "--data", str(small_data), "--grid", "fast=6,12", "--grid", "slow=48,96",
+            "--train", "480", "--test", "240"]
+    assert main([*argv, "--json", "wf.json"]) == 0
+    assert "2 folds" in capsys.readouterr().out
+    payload = json.loads((in_tmp / "wf.json").read_text())
+    expected = backtest.walk_forward(TrendFollowing(), backtest.load(small_data), train=480, test=240,
+                                     fast=[6, 12], slow=[48, 96])
+    assert [fold["fast"] for fold in payload["folds"]] == expected.folds["fast"].tolist()
+    assert payload["folds"][-1]["end_equity"] == pytest.approx(expected.folds["end_equity"].iloc[-1])
+    assert main([*argv, "--fail-on", "in_sample>-1000"]) == 1
+    assert main(["walk-forward", "--data", str(small_data), "--train", "480", "--test", "240"]) == 2
+    assert "give at least one --grid" in capsys.readouterr().err
