@@ -26,6 +26,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -460,6 +461,33 @@ def check_gates(stats, gates, undefined: str = "fail") -> list[str]:
     return tripped
 
 
+def _gate_exit(stats, gates, undefined: str = "fail") -> int:
+    """EXIT_GATE (the tripped gates on stderr) or EXIT_OK."""
+    tripped = check_gates(stats, gates, undefined)
+    if tripped:
+        print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
+        return EXIT_GATE
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _json_claim(args):
+    """The ``--json`` path checked and claimed before the run (None without ``--json``),
+    released if the run fails (see backtest.outputs)."""
+    from backtest.outputs import check_output, claim_output
+
+    if args.json is None:
+        yield None
+        return
+    claim = claim_output(check_output(args.json, what="--json", inputs=_inputs(args)),
+                         what="--json", force=args.force)
+    try:
+        yield claim
+    except BaseException:
+        claim.release()
+        raise
+
+
 def _summary(stats) -> str:
     from backtest.report import format_metric
 
@@ -504,7 +532,6 @@ def _check_lookahead_command(args) -> int:
 
 def _montecarlo_command(args) -> int:
     from backtest.montecarlo import SUMMARY_METRICS, monte_carlo
-    from backtest.outputs import check_output, claim_output
 
     cls, strategy, _ = _prepare(args)
     leverages = []
@@ -514,11 +541,7 @@ def _montecarlo_command(args) -> int:
             raise UsageError(f"--leverage: {text.strip()!r} is not a positive number")
         leverages.append(float(value))
     gates = [parse_gate(text, known=SUMMARY_METRICS) for text in args.fail_on]
-    claim = None
-    if args.json is not None:
-        path = check_output(args.json, what="--json", inputs=_inputs(args))
-        claim = claim_output(path, what="--json", force=args.force)
-    try:
+    with _json_claim(args) as claim:
         market = _load(_data_paths(args), args.funding, args.mark)
         if hasattr(market, "symbols"):
             raise UsageError("montecarlo resamples one instrument: give one --data file")
@@ -531,29 +554,20 @@ def _montecarlo_command(args) -> int:
             payload = {str(metric): {label: _json_value(v) for label, v in summary[metric].items()}
                        for metric in summary.columns}
             write_atomic(claim.path, json.dumps(payload, indent=1, allow_nan=False))
-    except BaseException:
-        if claim is not None:
-            claim.release()
-        raise
     print(f"{cls.__name__} on {_symbol(market)}: {args.paths} bootstrap paths of {len(market)} bars "
           f"(mean block {args.block:g} bars, seed {args.seed}); ruin below {args.ruin:g} × the "
           f"initial cash, drawdown beyond {args.drawdown:g}")
     columns = ["p_liquidation", "p_ruin", "p_drawdown", "final_equity_q05", "final_equity_median",
                "cagr_median"]
     print(summary[columns].to_string(float_format=lambda v: f"{v:.4g}"))
-    tripped = check_gates(summary, gates, "fail")
-    if tripped:
-        print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
-        return EXIT_GATE
-    return EXIT_OK
+    return _gate_exit(summary, gates)
 
 
 WALK_FORWARD_METRICS = ("degradation", "in_sample", "out_of_sample")
 
 
 def _walk_forward_command(args) -> int:
-    from backtest.outputs import check_output, claim_output
-    from backtest.walkforward import OBJECTIVES, segment_metric, walk_forward
+    from backtest.walkforward import OBJECTIVES, walk_forward
 
     cls, strategy, grid = _prepare(args)
     if not grid:
@@ -561,38 +575,23 @@ def _walk_forward_command(args) -> int:
     if args.objective not in OBJECTIVES:
         raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     gates = [parse_gate(text, known=WALK_FORWARD_METRICS) for text in args.fail_on]
-    claim = None
-    if args.json is not None:
-        claim = claim_output(check_output(args.json, what="--json", inputs=_inputs(args)),
-                             what="--json", force=args.force)
-    try:
+    with _json_claim(args) as claim:
         market = _load(_data_paths(args), args.funding, args.mark)
         result = walk_forward(strategy, market, train=args.train, test=args.test, step=args.step,
                               anchored=args.anchored, objective=args.objective, **grid)
-        summary = pd.Series({
-            "degradation": result.degradation(),
-            "in_sample": float(result.folds["in_sample"].mean()),
-            "out_of_sample": segment_metric(result.equity, result.init_cash, args.objective)})
+        summary = result.summary()
         if claim is not None:
             folds = [{str(k): _json_value(v) for k, v in row.items()}
                      for row in result.folds.to_dict(orient="records")]
             payload = {"summary": {k: _json_value(v) for k, v in summary.items()},
                        "objective": args.objective, "folds": folds}
             write_atomic(claim.path, json.dumps(payload, indent=1, allow_nan=False))
-    except BaseException:
-        if claim is not None:
-            claim.release()
-        raise
     print(f"{cls.__name__} on {_symbol(market)}: {len(result.folds)} folds, {args.objective} "
           f"chosen on {args.train} bars, traded on the next {args.test}")
     print(result.folds.drop(columns=["train_start", "test_end"]).to_string(
         float_format=lambda v: f"{v:.4g}"))
     print("  ".join(f"{k}={v:.4g}" for k, v in summary.items()))
-    tripped = check_gates(summary, gates, "fail")
-    if tripped:
-        print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
-        return EXIT_GATE
-    return EXIT_OK
+    return _gate_exit(summary, gates)
 
 
 def _run_command(args) -> int:
@@ -642,11 +641,7 @@ def _run_command(args) -> int:
         print(f"... {n_rows - MAX_PRINTED_ROWS:,} more combination(s) in the report"
               + (" and the JSON" if args.json is not None else ""))
     print(f"report: {report}")
-    tripped = check_gates(stats, gates, args.undefined)
-    if tripped:
-        print("gate tripped: " + "; ".join(tripped), file=sys.stderr)
-        return EXIT_GATE
-    return EXIT_OK
+    return _gate_exit(stats, gates, args.undefined)
 
 
 def main(argv: list[str] | None = None) -> int:

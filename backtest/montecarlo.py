@@ -149,9 +149,7 @@ def monte_carlo(strategy, market: Market, *, leverage, n_paths: int = 1000,
         raise ValueError(f"ruin and drawdown are fractions in (0, 1), got {ruin} and {drawdown}")
     if paths_per_chunk < 1:
         raise ValueError(f"paths_per_chunk must be at least 1, got {paths_per_chunk}")
-    alone = type(type(strategy).__name__, (type(strategy),),
-                 {"portfolio": False, "__module__": type(strategy).__module__})
-    base = alone(**{**strategy.get_params(), **strategy.get_settings(), **params})
+    base = strategy.trading_alone(**params)
     paths = stationary_bootstrap(len(market), n_paths, mean_block, seed)
     parts = []
     for first in range(0, n_paths, paths_per_chunk):

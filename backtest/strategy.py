@@ -280,6 +280,14 @@ class Strategy:
         merged = {**self.get_params(), **self.get_settings(), **params}
         return type(self)(**merged)
 
+    def trading_alone(self, **params: Any) -> Strategy:
+        """A copy (``params`` replaced) whose instruments each trade in an account of their own
+        (``portfolio = False``): for bootstrap paths or stress scenarios set side by side as the
+        instruments of one Markets."""
+        cls = type(self)
+        alone = type(cls.__name__, (cls,), {"portfolio": False, "__module__": cls.__module__})
+        return alone(**{**self.get_params(), **self.get_settings(), **params})
+
     def expand(self, **grid: Any):
         """(base strategy, grid axes, one validated strategy per combination, column labels)."""
         axes = {k: list(v) for k, v in grid.items() if isinstance(v, list | tuple | np.ndarray | range)}

@@ -141,9 +141,7 @@ def stress_test(strategy, market: Market, shocks: dict[str, Shock], *, leverage,
     if not leverages:
         raise ValueError("leverage must list at least one value")
     scenarios = {"none": market, **{name: inject(market, shock, name) for name, shock in shocks.items()}}
-    alone = type(type(strategy).__name__, (type(strategy),),
-                 {"portfolio": False, "__module__": type(strategy).__module__})
-    base = alone(**{**strategy.get_params(), **strategy.get_settings()})
+    base = strategy.trading_alone()
     result = base.run(Markets(scenarios), leverage=leverages, n_jobs=n_jobs)
     stats = result.stats()
     liquidations = result.liquidations

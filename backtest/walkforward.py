@@ -42,11 +42,17 @@ class WalkForwardResult:
     objective: str
     init_cash: float
 
+    def summary(self) -> pd.Series:
+        """``in_sample`` (the folds' mean ``objective``), ``out_of_sample`` (the stitched
+        equity's) and ``degradation`` (their ratio)."""
+        in_sample = float(self.folds["in_sample"].mean())
+        out_of_sample = segment_metric(self.equity, self.init_cash, self.objective)
+        return pd.Series({"degradation": out_of_sample / in_sample if in_sample else np.nan,
+                          "in_sample": in_sample, "out_of_sample": out_of_sample})
+
     def degradation(self) -> float:
         """The stitched out-of-sample ``objective`` over the mean in-sample one."""
-        in_sample = float(self.folds["in_sample"].mean())
-        return segment_metric(self.equity, self.init_cash, self.objective) / in_sample \
-            if in_sample else np.nan
+        return float(self.summary()["degradation"])
 
 
 def segment_metric(equity: pd.Series, start_cash: float, objective: str) -> float:

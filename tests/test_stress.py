@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import backtest
-from backtest.strategy import Strategy
 from backtest.stress import PRICES, Shock, inject, stress_test
+from tests.test_montecarlo import HoldLong
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +55,6 @@ def test_an_unrecovered_crash_shifts_the_level_after_it(market):
     np.testing.assert_allclose(shocked.close.iloc[503:], market.close.iloc[503:] * 0.8, rtol=1e-12)
     np.testing.assert_allclose(shocked.close.iloc[500:504] / market.close.iloc[500:504],
                                np.exp(np.linspace(0, np.log(0.8), 5)[1:]), rtol=1e-12)
-
-
-class HoldLong(Strategy):
-    def signals(self, market):
-        entries = np.zeros(len(market), dtype=bool)
-        entries[0] = True
-        return {"entries": entries}
 
 
 def test_a_crash_liquidates_ten_x_and_one_x_survives(market):
