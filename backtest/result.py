@@ -29,7 +29,7 @@ SIDE_NAMES = {1: "long", -1: "short"}
 STAT_KEYS = (
     "start", "end", "init_cash", "final_equity", "total_return", "cagr", "volatility", "sharpe",
     "sortino", "calmar", "max_drawdown", "max_drawdown_duration", "win_rate", "profit_factor",
-    "expectancy", "trades", "exposure", "liquidations", "funding_paid", "fees_paid",
+    "expectancy", "trades", "time_in_market", "liquidations", "funding_paid", "fees_paid",
     "insurance_shortfall", "max_effective_leverage", "worst_margin_ratio", "rejected_orders",
 )
 
@@ -306,7 +306,7 @@ class Result:
                 "sharpe": np.where(std > 0, mean / std * np.sqrt(ann), np.nan),
                 "sortino": np.where((bars >= 2) & (downside > 0), mean * ann / downside, np.nan),
                 "calmar": np.where(max_dd < 0, cagr / np.abs(max_dd), np.nan),
-                "max_drawdown": -np.nan_to_num(max_dd, nan=0.0),
+                "max_drawdown": 0.0 - np.nan_to_num(max_dd, nan=0.0),  # no "-0.00%"
                 "max_drawdown_duration": pd.to_timedelta(a[:, S.max_drawdown_bars] * self.freq.value, unit="ns"),
                 "win_rate": np.where(trades > 0, a[:, S.wins] / trades, np.nan),
                 "profit_factor": np.where(trades > 0, np.where(a[:, S.gross_loss] > 0,
@@ -314,7 +314,8 @@ class Result:
                                                                np.inf), np.nan),
                 "expectancy": np.where(trades > 0, a[:, S.pnl] / trades, np.nan),
                 "trades": trades.astype(int),
-                "exposure": a[:, S.exposed_bars] / len(self.index),
+                # share of bars holding a position (not size_type="exposure", a position size)
+                "time_in_market": a[:, S.exposed_bars] / len(self.index),
                 "liquidations": a[:, S.liquidations].astype(int),
                 "funding_paid": a[:, S.funding],
                 "fees_paid": a[:, S.fees],
@@ -329,7 +330,7 @@ class Result:
 
     def instruments(self) -> pd.DataFrame:
         """Per account and instrument: net PnL (positions still open marked at the end), fees,
-        funding, liquidations, closed trades and exposure (share of bars holding it)."""
+        funding, liquidations, closed trades and time in market (share of bars holding it)."""
         c = self._run.column_stats
         frame = pd.DataFrame({
             "account": np.asarray(self.accounts)[self._account_of_column],
@@ -343,8 +344,8 @@ class Result:
         table = frame.groupby(["account", "symbol"], sort=False).agg(
             pnl=("pnl", "sum"), fees=("fees", "sum"), funding=("funding", "sum"),
             liquidations=("liquidations", "sum"), trades=("trades", "sum"),
-            exposure=("exposed_bars", "max"))
-        table["exposure"] /= len(self.index)
+            time_in_market=("exposed_bars", "max"))
+        table["time_in_market"] /= len(self.index)
         return table
 
     def drawdowns(self, top: int = 5, column=None) -> pd.DataFrame:
@@ -366,12 +367,45 @@ class Result:
         return table.sort_values("depth", ascending=False).head(top).reset_index(drop=True)
 
     def report(self, path, *, column=None, metric: str = "sharpe", title: str | None = None,
-               grid_stats=None):
-        """Write the self-contained HTML report (see :mod:`backtest.report`); returns its path."""
+               grid_stats=None, force: bool = False, interactive: bool = True):
+        """Write the self-contained HTML report (see :mod:`backtest.report`); returns its path.
+
+        An existing file is not replaced unless ``force=True`` (as the command line refuses
+        without ``--force``): a report someone kept is not lost to a rerun.
+        ``interactive=False`` writes the static version (PNG charts, no JavaScript).
+        """
+        from pathlib import Path
+
         from backtest.report import write_report
 
+        if Path(path).exists() and not force:
+            raise FileExistsError(f"{path} exists; pass force=True to replace it")
         return write_report(self, path, column=column, metric=metric, title=title,
-                            grid_stats=grid_stats)
+                            grid_stats=grid_stats, interactive=interactive)
+
+    def _repr_html_(self) -> str:
+        """Key metrics as a small HTML table (Jupyter shows it for a result): one column for a
+        single account, the first rows of ``stats()`` for a grid (see
+        :func:`backtest.report.metrics_html`).
+
+        >>> result                     # doctest: +SKIP   (in a notebook: the table)
+        """
+        from backtest.report import metrics_html
+
+        return metrics_html(self)
+
+    def plot(self, column=None):
+        """Interactive plotly figure (``plotly.graph_objects.Figure``): equity with buy-and-hold
+        of the first instrument above, drawdown (%) below, on one shared time axis; long runs
+        are downsampled for display (each bucket's low and high kept). ``column`` picks the
+        account of a grid (default: the first).
+
+        >>> result.plot()                       # doctest: +SKIP   (shown inline in a notebook)
+        >>> result.plot(column=(12, 48)).write_html("equity.html")   # doctest: +SKIP
+        """
+        from backtest.report import equity_plot
+
+        return equity_plot(self, column)
 
     def __repr__(self) -> str:
         name = self.strategy_name or "simulate"

@@ -42,3 +42,35 @@ def test_numpy_in_numpy_out_and_bad_shapes_are_named():
         indicators.atr(np.ones(5), np.ones(4), np.ones(5))
     with pytest.raises(ValueError, match="low and close are required"):
         indicators.atr(pd.Series(np.ones(5)))
+
+
+@pytest.mark.parametrize("window", [1, 2, 7, 50])
+@pytest.mark.parametrize("ewm", [False, True])
+def test_ma_is_vectorbt_bit_for_bit_with_nans_and_short_series(window, ewm):
+    rng = np.random.default_rng(window)
+    values = 100 + rng.normal(0, 1, 300).cumsum()
+    values[[0, 5, 6, 120]] = np.nan          # gaps vectorbt skips
+    values[200:230] = 101.25                  # a constant run (exact in the EWM)
+    theirs = vbt.MA.run(values, window, ewm=ewm).ma.to_numpy()
+    np.testing.assert_array_equal(indicators.ma(values, window, ewm=ewm), theirs)
+    np.testing.assert_array_equal(indicators.ma(values[:3], window, ewm=ewm),
+                                  vbt.MA.run(values[:3], window, ewm=ewm).ma.to_numpy())
+
+
+def test_running_a_strategy_does_not_import_vectorbt():
+    """Importing vectorbt costs seconds per process: the run path must not need it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, backtest\nfrom strategies import TrendFollowing\n"
+            "m = backtest.load(backtest.sample_path('BTCUSDT'))[-3000:]\n"
+            "TrendFollowing().run(m, fast=[12, 24]).stats()\n"
+            "print('vectorbt' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("window", [0, -3, 2.5, True])
+def test_bad_windows_are_named(window):
+    with pytest.raises(ValueError, match="window must be a whole number"):
+        indicators.ma(np.ones(5), window)

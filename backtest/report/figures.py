@@ -1,6 +1,9 @@
-"""Matplotlib figures of a result, each returned as a base64 PNG data URI (self-contained HTML).
+"""Matplotlib figures of a result, each returned as a base64 PNG data URI: the static report
+(``interactive=False``, for places that strip JavaScript; see :mod:`backtest.report.interactive`
+for the default, interactive one).
 
-Long series are downsampled for plotting only (the numbers in tables come from ``stats()``).
+Long series are downsampled for plotting only, keeping each bucket's lowest and highest point so
+spikes survive (the numbers in tables come from ``stats()`` and the records).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import io
 import numpy as np
 import pandas as pd
 
+from backtest.report.analysis import minmax_indices
+from backtest.report.sections import WINDOW_BARS, monthly_returns, symmetric_limit  # noqa: F401
+
 MAX_PLOT_POINTS = 4000
 FIG_WIDTH, FIG_HEIGHT, DPI = 11.0, 3.2, 80
-ROLLING_DAYS = 30
-WINDOW_BARS = 24 * 10  # the price-and-levels window: ten days of hourly bars
 
 
 def _pyplot():
@@ -36,20 +40,19 @@ def _encode(fig) -> str:
 
 
 def _thin(series: pd.Series) -> pd.Series:
-    step = max(1, len(series) // MAX_PLOT_POINTS)
-    return series.iloc[::step]
+    return series.iloc[minmax_indices(series.to_numpy(dtype=float), MAX_PLOT_POINTS)]
 
 
-def equity_figure(equity: pd.Series, close: pd.Series | None, liquidations: pd.DataFrame,
+def equity_figure(equity: pd.Series, hold: pd.Series | None, liquidations: pd.DataFrame,
                   stops: pd.DataFrame, label_legs: bool = False) -> str:
-    """Equity against buy-and-hold (same initial cash; one instrument only), stop exits and
-    liquidations marked — for a portfolio each liquidation is labelled with the leg that lost
-    the most (``liquidations``: one row per event with ``time`` and ``symbol``)."""
+    """Equity against buy-and-hold (``hold``: its value, same initial cash; one instrument
+    only), stop exits and liquidations marked — for a portfolio each liquidation is labelled
+    with the leg that lost the most (``liquidations``: one row per event with ``time`` and
+    ``symbol``)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(FIG_WIDTH, FIG_HEIGHT))
     ax.plot(_thin(equity).index, _thin(equity).to_numpy(), label="strategy", color="#1f77b4", lw=1.2)
-    if close is not None:
-        hold = close / close.iloc[0] * equity.iloc[0]
+    if hold is not None:
         ax.plot(_thin(hold).index, _thin(hold).to_numpy(), label="buy and hold", color="#999999", lw=0.9)
     if len(stops):
         ax.scatter(stops["exit_time"], equity.reindex(stops["exit_time"]).to_numpy(), marker="v",
@@ -80,22 +83,11 @@ def underwater_figure(equity: pd.Series) -> str:
     return _encode(fig)
 
 
-def monthly_returns(equity: pd.Series, init_cash: float) -> pd.DataFrame:
-    """Month-by-year table of returns (fractions), from month-end equity."""
-    month_end = equity.resample("ME").last()
-    previous = month_end.shift(1)
-    previous.iloc[0] = init_cash
-    returns = month_end / previous - 1.0
-    index = returns.index.tz_localize(None) if returns.index.tz is not None else returns.index
-    table = pd.DataFrame({"year": index.year, "month": index.month, "return": returns.to_numpy()})
-    return table.pivot(index="year", columns="month", values="return")
-
-
 def monthly_heatmap(table: pd.DataFrame) -> str:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(FIG_WIDTH, 0.6 + 0.45 * max(len(table), 1)))
     values = table.to_numpy(dtype=float) * 100
-    limit = np.nanmax(np.abs(values)) if np.isfinite(values).any() else 1.0
+    limit = symmetric_limit(values)  # centred on 0: red losses, green gains
     ax.imshow(values, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(table.shape[1]), [f"{m:02d}" for m in table.columns])
     ax.set_yticks(range(table.shape[0]), [str(y) for y in table.index])
@@ -105,22 +97,16 @@ def monthly_heatmap(table: pd.DataFrame) -> str:
     return _encode(fig)
 
 
-def rolling_figure(returns: pd.Series, freq: pd.Timedelta) -> str:
-    """Rolling Sharpe and annualized volatility (vectorbt's rolling returns metrics)."""
-    from backtest.result import _register_vectorbt
-
-    _register_vectorbt()
+def rolling_figure(sharpe: pd.Series, volatility: pd.Series, days: int) -> str:
+    """Rolling Sharpe and annualized volatility (see :mod:`backtest.report.analysis`)."""
     plt = _pyplot()
-    window = max(int(pd.Timedelta(days=ROLLING_DAYS) / freq), 2) if freq > pd.Timedelta(0) else 2
-    accessor = returns.vbt.returns(freq=freq, year_freq="365 days")
-    sharpe = accessor.rolling_sharpe_ratio(window)
-    vol = accessor.rolling_annualized_volatility(window)
+    sharpe = sharpe.replace([np.inf, -np.inf], np.nan)
     fig, (left, right) = plt.subplots(1, 2, figsize=(FIG_WIDTH, FIG_HEIGHT * 0.9))
     left.plot(_thin(sharpe).index, _thin(sharpe).to_numpy(), color="#2ca02c", lw=0.9)
     left.axhline(0, color="black", lw=0.5)
-    left.set_title(f"rolling Sharpe ({ROLLING_DAYS} days)", fontsize=9)
-    right.plot(_thin(vol).index, _thin(vol).to_numpy() * 100, color="#9467bd", lw=0.9)
-    right.set_title(f"rolling volatility, % annualized ({ROLLING_DAYS} days)", fontsize=9)
+    left.set_title(f"rolling Sharpe ({days} days)", fontsize=9)
+    right.plot(_thin(volatility).index, _thin(volatility).to_numpy() * 100, color="#9467bd", lw=0.9)
+    right.set_title(f"rolling volatility, % annualized ({days} days)", fontsize=9)
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.tick_params(axis="x", labelsize=7)
@@ -142,23 +128,42 @@ def leverage_figure(effective_leverage: pd.Series, margin_ratio: pd.Series) -> s
     return _encode(fig)
 
 
-def price_window_figure(market, window: slice, levels: pd.DataFrame, trades: pd.DataFrame) -> str:
-    """Close, high-low range, nearest support/resistance and trades over a window of bars."""
+def price_window_figure(market, window: slice, levels: pd.DataFrame | None,
+                        trades: pd.DataFrame) -> str:
+    """Close, high-low range, nearest support/resistance (``levels``: the window's rows of
+    ``support_resistance``) and trades over a window of bars."""
     plt = _pyplot()
     bars = market[window]
     fig, ax = plt.subplots(figsize=(FIG_WIDTH, FIG_HEIGHT * 1.2))
     ax.fill_between(bars.index, bars.low.to_numpy(), bars.high.to_numpy(), color="#cccccc", step="mid")
     ax.plot(bars.index, bars.close.to_numpy(), color="black", lw=0.9, label="close")
     if levels is not None:
-        part = levels.iloc[window]
-        ax.step(part.index, part["support"].to_numpy(), color="#2ca02c", lw=1, where="post", label="support")
-        ax.step(part.index, part["resistance"].to_numpy(), color="#d62728", lw=1, where="post",
+        ax.step(levels.index, levels["support"].to_numpy(), color="#2ca02c", lw=1, where="post",
+                label="support")
+        ax.step(levels.index, levels["resistance"].to_numpy(), color="#d62728", lw=1, where="post",
                 label="resistance")
     inside = trades[(trades["entry_time"] >= bars.index[0]) & (trades["entry_time"] <= bars.index[-1])]
     for _, trade in inside.iterrows():
         color = "#1f77b4" if trade["side"] == "long" else "#ff7f0e"
         ax.plot([trade["entry_time"], trade["exit_time"]], [trade["entry_price"], trade["exit_price"]],
                 color=color, lw=1.5, marker="o", ms=3)
+    ax.set_xlim(bars.index[0], bars.index[-1])  # a trade that exits later is cut at the edge
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _encode(fig)
+
+
+def mae_figure(trades: pd.DataFrame) -> str:
+    """Each closed trade's maximum adverse excursion (% of entry) against its pnl, by side."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(FIG_WIDTH, FIG_HEIGHT))
+    for side, color in (("long", "#1f77b4"), ("short", "#ff7f0e")):
+        part = trades[trades["side"] == side]
+        ax.scatter(part["mae"].to_numpy() * 100, part["pnl"].to_numpy(), s=12, color=color,
+                   alpha=0.7, label=f"{side} trades")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xlabel("MAE (% of entry price, negative = against)")
+    ax.set_ylabel("pnl (USDT)")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     return _encode(fig)
