@@ -19,6 +19,7 @@ Examples::
     backtest check-lookahead my_strategy.py:MyStrategy  # exit 1 if a hook peeks ahead
     backtest montecarlo --leverage 1,3,5,10 --paths 500 --fail-on "p_liquidation>0.05"
     backtest walk-forward --grid fast=12,24,48 --train 4320 --test 1440 --fail-on "degradation<0.3"
+    backtest stress --leverage 1,3,10 --shock "crash:at=2025-06-01,drop=0.3,bars=6" --fail-on "survives<1"
     backtest data info data/BTCUSDT-1h.parquet
     backtest data validate my_candles.csv
 """
@@ -81,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
                                   "a quoted glob or a folder make one account over them all")
         command.add_argument("--funding", default=None, help="funding-rate history file")
         command.add_argument("--mark", default=None, help="mark-price candles file")
+        command.add_argument("--tiers", default=None, metavar="FILE|SYMBOL",
+                             help="maintenance-margin tiers: a JSON file (ccxt "
+                                  "fetch_leverage_tiers layout or ours) or a shipped symbol "
+                                  "(BTCUSDT, ETHUSDT, SOLUSDT, XRPUSDT); default: the data's "
+                                  "symbol's shipped table")
         command.add_argument("--param", action="append", default=[], metavar="K=V",
                              help="set a parameter or setting (repeatable)")
         if grid:
@@ -122,7 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     carlo.add_argument("--json", default=None, help="write the summary per leverage as JSON here")
     carlo.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
                        help='exit 1 when a leverage crosses a limit, e.g. "p_liquidation>0.05"')
-    carlo.add_argument("--force", action="store_true", help="replace an existing --json file")
+    carlo.add_argument("--report", default=None, help="write an HTML page of the results here")
+    carlo.add_argument("--force", action="store_true", help="replace existing output files")
 
     walk = commands.add_parser(
         "walk-forward", help="choose parameters on each train window, trade them on the next")
@@ -136,7 +143,22 @@ def _parser() -> argparse.ArgumentParser:
     walk.add_argument("--json", default=None, help="write the folds and the summary as JSON here")
     walk.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
                       help='exit 1 when the summary crosses a limit, e.g. "degradation<0.3"')
-    walk.add_argument("--force", action="store_true", help="replace an existing --json file")
+    walk.add_argument("--report", default=None, help="write an HTML page of the results here")
+    walk.add_argument("--force", action="store_true", help="replace existing output files")
+
+    stress = commands.add_parser(
+        "stress", help="inject crashes into the data and see which leverage survives them")
+    market_options(stress, grid=False)
+    stress.add_argument("--leverage", required=True, metavar="L1,L2,...",
+                        help="leverages to compare, e.g. 1,3,5,10")
+    stress.add_argument("--shock", action="append", default=[], metavar="NAME:K=V,...",
+                        help='a shock (repeatable): "crash:at=2025-06-01,drop=0.3,bars=6,wick=0.05,'
+                             'mark_divergence=0.02,depth_factor=0.1,funding_rate=-0.003,recovery=0.5"')
+    stress.add_argument("--json", default=None, help="write one row per (scenario, leverage) here")
+    stress.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                        help='exit 1 when a row crosses a limit, e.g. "survives<1" or "loss>0.5"')
+    stress.add_argument("--report", default=None, help="write an HTML page of the results here")
+    stress.add_argument("--force", action="store_true", help="replace existing output files")
 
     data = commands.add_parser("data", help="inspect or validate a market-data file")
     data.add_argument("action", choices=["info", "validate"])
@@ -301,6 +323,7 @@ def _inputs(args) -> list[tuple[str, str | None]]:
         except (UsageError, FileNotFoundError):
             pass
     return [*data, ("--funding", args.funding), ("--mark", args.mark),
+            ("--tiers", getattr(args, "tiers", None)),
             ("strategy", strategy if strategy and strategy.endswith(".py") else None)]
 
 
@@ -407,7 +430,14 @@ def check_memory(n_columns: int, n_bars: int, available: int | None = None) -> N
 # ----- results ---------------------------------------------------------------------------------
 
 
+COUNT_METRICS = ("trades", "liquidations", "rejected_orders")
+
+
 def _json_value(value):
+    if value is pd.NaT:
+        return None
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, float | np.floating):
         if np.isnan(value):
             return None
@@ -423,21 +453,48 @@ def _json_value(value):
     return value
 
 
+def label_params(label, names) -> dict:
+    """A grid column's label as {parameter: value} (plain Python values).
+
+    >>> label_params((12, 3.0), ["fast", "leverage"])
+    {'fast': 12, 'leverage': 3.0}
+    """
+    values = label if isinstance(label, tuple) else (label,)
+    names = [name if name is not None else f"level_{k}" for k, name in enumerate(names)]
+    if len(names) != len(values):
+        names = [f"level_{k}" for k in range(len(values))]
+    return {str(name): _json_value(value) for name, value in zip(names, values, strict=True)}
+
+
+def label_text(label, names) -> str:
+    """``fast=12, leverage=3`` for a grid column: which combination, in words.
+
+    >>> label_text((np.int64(12), 3.0), ["fast", "leverage"])
+    'fast=12, leverage=3'
+    """
+    if all(name is None for name in names):  # unnamed rows (e.g. "leverage 3"): as they are
+        return ", ".join(map(str, label)) if isinstance(label, tuple) else str(label)
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in label_params(label, names).items())
+
+
 def stats_json(stats) -> str:
-    """Stats as JSON: one object per metric (per column for a grid); NaN is null and each
-    undefined metric's reason is under ``"undefined"``; infinities are "inf"/"-inf"."""
+    """Stats as JSON. One run: one value per metric. A grid: ``{"combinations": [{"params":
+    {"fast": 12, ...}, "stats": {...}, "undefined": {...}}, ...]}``, one object per column
+    with its parameters by name. NaN is null and each undefined metric's reason is under
+    ``"undefined"``; infinities are "inf"/"-inf"; counts are integers."""
     from backtest.result import undefined_metrics
 
+    def values(row: pd.Series) -> dict:
+        return {str(k): _json_value(v) for k, v in row.items()}
+
     if isinstance(stats, pd.Series):
-        payload = {str(k): _json_value(v) for k, v in stats.items()}
+        payload = values(stats)
         payload["undefined"] = undefined_metrics(stats)
     else:
-        labels = [", ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in stats.index]
-        payload = {str(metric): {label: _json_value(v) for label, v in zip(labels, stats[metric],
-                                                                             strict=True)}
-                   for metric in stats.columns}
-        payload["undefined"] = {label: undefined_metrics(row)
-                                for label, (_, row) in zip(labels, stats.iterrows(), strict=True)}
+        payload = {"combinations": [
+            {"params": label_params(label, stats.index.names), "stats": values(row),
+             "undefined": undefined_metrics(row)} for label, row in stats.iterrows()]}
     return json.dumps(payload, indent=1, allow_nan=False)
 
 
@@ -449,7 +506,7 @@ def check_gates(stats, gates, undefined: str = "fail") -> list[str]:
     rows = stats.iterrows() if isinstance(stats, pd.DataFrame) else [(None, stats)]
     tripped = []
     for label, row in rows:
-        where = "" if label is None else f"[{label}] "
+        where = "" if label is None else f"[{label_text(label, stats.index.names)}] "
         for key, op, limit in gates:
             value = float(row[key])
             if np.isnan(value):
@@ -470,22 +527,35 @@ def _gate_exit(stats, gates, undefined: str = "fail") -> int:
     return EXIT_OK
 
 
-@contextlib.contextmanager
 def _json_claim(args):
     """The ``--json`` path checked and claimed before the run (None without ``--json``),
     released if the run fails (see backtest.outputs)."""
+    return _claim(args, "json")
+
+
+@contextlib.contextmanager
+def _claim(args, flag: str):
+    """The ``--{flag}`` output path checked and claimed before the run (None when not given),
+    released if the run fails (see backtest.outputs)."""
     from backtest.outputs import check_output, claim_output
 
-    if args.json is None:
+    path = getattr(args, flag, None)
+    if path is None:
         yield None
         return
-    claim = claim_output(check_output(args.json, what="--json", inputs=_inputs(args)),
-                         what="--json", force=args.force)
+    others = [(f"--{o}", getattr(args, o, None)) for o in ("json", "report") if o != flag]
+    claim = claim_output(check_output(path, what=f"--{flag}", inputs=_inputs(args), others=others),
+                         what=f"--{flag}", force=args.force)
     try:
         yield claim
     except BaseException:
         claim.release()
         raise
+
+
+def _synthetic_note(market) -> str | None:
+    markets = [market[s] for s in market.symbols] if hasattr(market, "symbols") else [market]
+    return next((m.description for m in markets if getattr(m, "synthetic", False)), None)
 
 
 def _summary(stats) -> str:
@@ -497,11 +567,46 @@ def _summary(stats) -> str:
 def _data_command(action: str, path: str) -> int:
     if not path.strip():
         raise UsageError("the data path is empty; give a file")
+    from backtest.data.readers import file_kind, load_funding, load_mark
+    from backtest.engine.margin import load_tiers
+    from backtest.market import timeframe_label
+
+    kind = file_kind(path)
+    if kind == "funding":
+        rates = load_funding(path).dropna()
+        if rates.empty:
+            raise UsageError(f"{path}: a funding-rate file with no rates")
+        spacing = timeframe_label(rates.index.to_series().diff().median())
+        print(f"{path}: funding-rate history, {len(rates)} payments every {spacing}, "
+              f"{rates.index[0]} → {rates.index[-1]}")
+        if action == "info":
+            print(f"rate per payment: mean {rates.mean():.4%}, min {rates.min():.4%}, "
+                  f"max {rates.max():.4%}; use it with --funding")
+        return EXIT_OK
+    if kind == "tiers":
+        payload = json.loads(Path(path).read_text())
+        symbols = list(payload) if isinstance(payload, dict) and "brackets" not in payload else [None]
+        print(f"{path}: maintenance-margin tiers for {', '.join(map(str, symbols)) if symbols != [None] else 'one market'}; use it with --tiers")
+        if action == "info":
+            for symbol in symbols:
+                table = load_tiers(path, symbol=symbol)
+                print(f"{symbol or ''} {len(table)} brackets, up to {table['max_leverage'].max():g}x")
+                print(table.to_string(index=False))
+        return EXIT_OK
+    if kind == "mark":
+        mark = load_mark(path)
+        print(f"{path}: mark-price candles, {len(mark)} bars, {mark.index[0]} → {mark.index[-1]}; "
+              "use it with --mark")
+        if action == "info":
+            print(mark.describe().loc[["min", "max", "mean"]].to_string())
+        return EXIT_OK
     market = _load([path])
     if action == "validate":
         print(f"{path}: OK, {len(market)} bars")
     else:
         print(repr(market))
+        if market.description:
+            print(market.description)
         print(market.ohlcv.describe().loc[["min", "max", "mean"]].to_string())
     return EXIT_OK
 
@@ -514,8 +619,30 @@ def _prepare(args):
     both = set(params) & set(grid)
     if both:
         raise UsageError(f"{sorted(both)[0]!r} is given by --param and --grid; give it once")
+    if getattr(args, "tiers", None) is not None:
+        if "tiers" in params or "tiers" in grid:
+            raise UsageError("'tiers' is given by --tiers and --param; give it once")
+        params["tiers"] = _tiers_argument(args.tiers)
     strategy = _make_strategy(cls, params)
     return cls, strategy, grid
+
+
+def _tiers_argument(text: str) -> str:
+    """``--tiers``: an existing JSON file, or the symbol of a shipped table."""
+    from backtest.engine.margin import TIERS_DIR
+
+    text = text.strip()
+    if not text:
+        raise UsageError("--tiers is empty; give a JSON file or a symbol such as BTCUSDT")
+    if Path(text).suffix:
+        if not Path(text).is_file():
+            raise UsageError(f"--tiers {text}: no such file")
+        return text
+    shipped = sorted(p.stem for p in TIERS_DIR.glob("*.json"))
+    if text.upper() not in shipped:
+        raise UsageError(f"--tiers {text}: no table shipped for this symbol; shipped: "
+                         f"{', '.join(shipped)} (or give a ccxt fetch_leverage_tiers JSON file)")
+    return text.upper()
 
 
 def _check_lookahead_command(args) -> int:
@@ -534,20 +661,20 @@ def _montecarlo_command(args) -> int:
     from backtest.montecarlo import SUMMARY_METRICS, monte_carlo
 
     cls, strategy, _ = _prepare(args)
-    leverages = []
-    for text in args.leverage.split(","):
-        value = parse_value(text.strip())
-        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-            raise UsageError(f"--leverage: {text.strip()!r} is not a positive number")
-        leverages.append(float(value))
+    leverages = _leverages(args.leverage)
     gates = [parse_gate(text, known=SUMMARY_METRICS) for text in args.fail_on]
-    with _json_claim(args) as claim:
+    with _json_claim(args) as claim, _claim(args, "report") as page:
         market = _load(_data_paths(args), args.funding, args.mark)
         if hasattr(market, "symbols"):
             raise UsageError("montecarlo resamples one instrument: give one --data file")
         result = monte_carlo(strategy, market, leverage=leverages, n_paths=args.paths,
                              mean_block=args.block, seed=args.seed, ruin=args.ruin,
                              drawdown=args.drawdown)
+        if page is not None:
+            from backtest.report.research import write_montecarlo_page
+
+            write_montecarlo_page(result, page.path, subject=f"{cls.__name__} on {_symbol(market)}",
+                                  synthetic=_synthetic_note(market))
         summary = result.summary()
         summary.index = [f"leverage {lev:g}" for lev in summary.index]
         if claim is not None:
@@ -560,7 +687,107 @@ def _montecarlo_command(args) -> int:
     columns = ["p_liquidation", "p_ruin", "p_drawdown", "final_equity_q05", "final_equity_median",
                "cagr_median"]
     print(summary[columns].to_string(float_format=lambda v: f"{v:.4g}"))
+    if result.kelly_leverage is not None and np.isfinite(result.kelly_leverage):
+        print(f"Kelly leverage of the strategy's 1x returns: {result.kelly_leverage:.3g} "
+              f"(half-Kelly {result.kelly_leverage / 2:.3g})")
+    if args.report is not None:
+        print(f"report: {args.report}")
     return _gate_exit(summary, gates)
+
+
+def _leverages(text: str) -> list[float]:
+    """``--leverage 1,3,10`` as numbers, each positive."""
+    leverages = []
+    for item in text.split(","):
+        value = parse_value(item.strip())
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise UsageError(f"--leverage: {item.strip()!r} is not a positive number")
+        leverages.append(float(value))
+    return leverages
+
+
+def parse_shock(text: str):
+    """``--shock "crash:at=2025-06-01,drop=0.3,bars=6,wick=0.05"`` → (name, Shock); the fields
+    are :class:`backtest.stress.Shock`'s, and ``symbol=SOLUSDT`` (then (name, Shock, symbol))
+    picks the instrument of a several-instrument account.
+
+    >>> parse_shock("crash:at=2025-06-01,drop=0.3,bars=6")
+    ('crash', Shock(at='2025-06-01', drop=0.3, bars=6, wick=0.0, recovery=0.0, mark_divergence=0.0, depth_factor=1.0, funding_rate=None))
+    """
+    import dataclasses
+
+    from backtest.stress import Shock
+
+    name, sep, body = text.partition(":")
+    if not sep or not name.strip() or not body.strip():
+        raise UsageError(f"--shock {text!r}: expected NAME:at=TIME,drop=FRACTION[,bars=N,...]")
+    fields = {f.name for f in dataclasses.fields(Shock)} | {"symbol"}
+    values = {}
+    for item in body.split(","):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in fields:
+            hint = difflib.get_close_matches(key, sorted(fields), n=1)
+            raise UsageError(f"--shock {name}: unknown field {key!r}"
+                             + (f"; did you mean {hint[0]!r}?" if hint else f"; fields: {', '.join(sorted(fields))}"))
+        values[key] = value.strip() if key == "at" else parse_value(value)
+    missing = {"at", "drop"} - set(values)
+    if missing:
+        raise UsageError(f"--shock {name}: give {' and '.join(sorted(missing))}")
+    symbol = values.pop("symbol", None)
+    shock = Shock(**values)
+    try:
+        shock.check()
+    except ValueError as exc:
+        raise UsageError(f"--shock {name}: {exc}") from None
+    return (name.strip(), shock) if symbol is None else (name.strip(), shock, str(symbol))
+
+
+STRESS_METRICS = ("survives", "loss", "max_drawdown")
+
+
+def _stress_command(args) -> int:
+    from backtest.stress import stress_portfolio, stress_test
+
+    cls, strategy, _ = _prepare(args)
+    leverages = _leverages(args.leverage)
+    parsed = [parse_shock(text) for text in args.shock]
+    if not parsed:
+        raise UsageError('give at least one --shock, e.g. --shock "crash:at=2025-06-01,drop=0.3,bars=6"')
+    gates = [parse_gate(text, known=STRESS_METRICS) for text in args.fail_on]
+    with _json_claim(args) as claim, _claim(args, "report") as page:
+        market = _load(_data_paths(args), args.funding, args.mark)
+        if hasattr(market, "symbols"):  # one account over several instruments
+            scenarios: dict = {}
+            for name, shock, *symbol in parsed:
+                if not symbol or symbol[0] not in market.symbols:
+                    raise UsageError(f"--shock {name}: with several instruments name one with "
+                                     f"symbol=... (one of {', '.join(market.symbols)})")
+                scenarios.setdefault(name, {})[symbol[0]] = shock
+            shocks = {name: "; ".join(f"{s}: {v}" for s, v in by.items()) for name, by in scenarios.items()}
+            table = stress_portfolio(strategy, market, scenarios, leverage=leverages)
+        else:
+            shocks = {name: shock for name, shock, *_ in parsed}
+            table = stress_test(strategy, market, shocks, leverage=leverages)
+        if page is not None:
+            from backtest.report.research import write_stress_page
+
+            write_stress_page(table, page.path, subject=f"{cls.__name__} on {_symbol(market)}",
+                              shocks=shocks, synthetic=_synthetic_note(market))
+        table["survives"] = table["survives"].astype(int)
+        if claim is not None:
+            rows = [{"scenario": scenario, "leverage": _json_value(lev),
+                     **{k: _json_value(v) for k, v in row.items()}}
+                    for (scenario, lev), row in table.iterrows()]
+            write_atomic(claim.path, json.dumps({"scenarios": rows}, indent=1, allow_nan=False))
+    print(f"{cls.__name__} on {_symbol(market)}: {len(shocks)} shock(s) and the untouched data, "
+          f"at leverage {', '.join(f'{x:g}' for x in leverages)}")
+    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    if args.report is not None:
+        print(f"report: {args.report}")
+    gated = table.copy()
+    gated.index = [f"{scenario}, leverage {lev:g}" for scenario, lev in table.index]
+    return _gate_exit(gated[list(STRESS_METRICS)], gates)
 
 
 WALK_FORWARD_METRICS = ("degradation", "in_sample", "out_of_sample")
@@ -575,10 +802,15 @@ def _walk_forward_command(args) -> int:
     if args.objective not in OBJECTIVES:
         raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     gates = [parse_gate(text, known=WALK_FORWARD_METRICS) for text in args.fail_on]
-    with _json_claim(args) as claim:
+    with _json_claim(args) as claim, _claim(args, "report") as page:
         market = _load(_data_paths(args), args.funding, args.mark)
         result = walk_forward(strategy, market, train=args.train, test=args.test, step=args.step,
                               anchored=args.anchored, objective=args.objective, **grid)
+        if page is not None:
+            from backtest.report.research import write_walkforward_page
+
+            write_walkforward_page(result, page.path, subject=f"{cls.__name__} on {_symbol(market)}",
+                                   synthetic=_synthetic_note(market))
         summary = result.summary()
         if claim is not None:
             folds = [{str(k): _json_value(v) for k, v in row.items()}
@@ -591,6 +823,8 @@ def _walk_forward_command(args) -> int:
     print(result.folds.drop(columns=["train_start", "test_end"]).to_string(
         float_format=lambda v: f"{v:.4g}"))
     print("  ".join(f"{k}={v:.4g}" for k, v in summary.items()))
+    if args.report is not None:
+        print(f"report: {args.report}")
     return _gate_exit(summary, gates)
 
 
@@ -616,11 +850,12 @@ def _run_command(args) -> int:
             best = best_label(stats, REPORT_METRIC)
             best = best if isinstance(best, tuple) else (best,)
             result = strategy.with_params(**dict(zip(sweep.axes, best, strict=True))).run(market)
-            report = result.report(claims[0].path, grid_stats=stats, metric=REPORT_METRIC)
+            report = result.report(claims[0].path, grid_stats=stats, metric=REPORT_METRIC,
+                                   force=True)  # the claimed name
         else:
             result = strategy.run(market, progress=True, **grid)
             stats = result.stats()
-            report = result.report(claims[0].path, metric=REPORT_METRIC)
+            report = result.report(claims[0].path, metric=REPORT_METRIC, force=True)
         if args.json is not None:
             write_atomic(claims[1].path, stats_json(stats))
     except BaseException:
@@ -632,11 +867,16 @@ def _run_command(args) -> int:
     rows = stats.iterrows() if isinstance(stats, pd.DataFrame) else [(None, stats)]
     for k, (label, row) in enumerate(rows):
         if k < MAX_PRINTED_ROWS:
-            print(("" if label is None else f"[{label}] ") + _summary(row))
+            print(("" if label is None else f"[{label_text(label, stats.index.names)}] ")
+                  + _summary(row))
         if float(row["total_return"]) > ABSURD_RETURN and float(row["cagr"]) > ABSURD_CAGR:
             print(f"warning: a total return of {float(row['total_return']):.3g}× the initial cash "
                   "is not believable: look-ahead likely — run `backtest check-lookahead` on this "
                   "strategy", file=sys.stderr)
+    if n_rows == 1:
+        from backtest.report import leverage_note
+
+        print(leverage_note(result.settings, float(stats["max_effective_leverage"])))
     if n_rows > MAX_PRINTED_ROWS:
         print(f"... {n_rows - MAX_PRINTED_ROWS:,} more combination(s) in the report"
               + (" and the JSON" if args.json is not None else ""))
@@ -644,8 +884,19 @@ def _run_command(args) -> int:
     return _gate_exit(stats, gates, args.undefined)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as the command's other messages: one line on stderr, no source location."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        return _main(args)
+
+
+def _main(args) -> int:
     debug = getattr(args, "debug", False)
     try:
         if args.command == "data":
@@ -656,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
             return _montecarlo_command(args)
         if args.command == "walk-forward":
             return _walk_forward_command(args)
+        if args.command == "stress":
+            return _stress_command(args)
         return _run_command(args)
     except KeyboardInterrupt:
         print("interrupted: no output was left half-written", file=sys.stderr)

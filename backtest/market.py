@@ -76,6 +76,20 @@ def _check_divergence(mark: pd.DataFrame, bars: pd.DataFrame, bound: float, orig
                 "max_mark_divergence=None to accept it", column=column, position=position)
 
 
+def timeframe_label(spacing: pd.Timedelta) -> str:
+    """A bar spacing as traders write it: "1h", "5m", "1d", "30s" (pandas prints
+    "0 days 01:00:00").
+
+    >>> timeframe_label(pd.Timedelta("4h")), timeframe_label(pd.Timedelta("90min"))
+    ('4h', '90m')
+    """
+    seconds = pd.Timedelta(spacing).total_seconds()
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0 and (unit != "w" or seconds == size):
+            return f"{int(seconds // size)}{unit}"
+    return str(spacing)
+
+
 class Market:
     """Aligned bars of one instrument, validated on construction.
 
@@ -89,6 +103,9 @@ class Market:
     depth : Series of 2% order-book depth in USD (both sides), snapshots at any times.
     symbol, source : labels used in reports and error messages; ``sources`` maps "mark",
         "funding" and "depth" to the files they came from.
+    synthetic, description : generated (not real) prices, and what the data is, in words;
+        :func:`backtest.load` reads both from the file (the bundled sample says it is synthetic),
+        and reports show them.
     validate : check prices, order and funding, and warn about partial coverage (default True).
     max_funding_rate : largest believable |funding rate| per interval.
     max_mark_divergence : largest believable |mark / traded - 1| at a bar's open or close
@@ -105,7 +122,8 @@ class Market:
                  source=None, validate: bool = True,
                  max_funding_rate: float = DEFAULT_MAX_FUNDING_RATE, origin: Origin | None = None,
                  sources: dict | None = None,
-                 max_mark_divergence: float | None = DEFAULT_MAX_MARK_DIVERGENCE) -> None:
+                 max_mark_divergence: float | None = DEFAULT_MAX_MARK_DIVERGENCE,
+                 synthetic: bool = False, description: str | None = None) -> None:
         origin = origin or Origin(file=None if source is None else str(source))
         if not isinstance(ohlcv, pd.DataFrame):
             raise origin.error(f"ohlcv must be a DataFrame, got {type(ohlcv).__name__}")
@@ -122,6 +140,8 @@ class Market:
         self._ohlcv.index.name = "timestamp"
         self.symbol = symbol
         self.source = origin.file
+        self.synthetic = bool(synthetic)
+        self.description = description
 
         sources = sources or {}
 
@@ -213,7 +233,8 @@ class Market:
 
     def _replace(self, ohlcv, mark, funding, depth) -> Market:
         return Market(ohlcv, mark=mark, funding=funding, depth=depth, symbol=self.symbol,
-                      source=self.source, validate=False)
+                      source=self.source, validate=False, synthetic=self.synthetic,
+                      description=self.description)
 
     def __getitem__(self, key) -> Market:
         """Positional (``market[:100]``) or time (``market["2025-10":"2025-11"]``) slices."""
@@ -249,7 +270,8 @@ class Market:
     def __repr__(self) -> str:
         extras = [name for name in ("mark", "funding", "depth") if getattr(self, name) is not None]
         span = f"{self.index[0]} → {self.index[-1]}" if len(self) else "empty"
-        return (f"Market({self.symbol or '?'}: {len(self)} bars of {self.freq}, {span}"
+        kind = " (SYNTHETIC data)" if self.synthetic else ""
+        return (f"Market({self.symbol or '?'}{kind}: {len(self)} bars of {timeframe_label(self.freq)}, {span}"
                 f"{', with ' + ', '.join(extras) if extras else ''})")
 
 

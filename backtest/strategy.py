@@ -14,8 +14,9 @@ Settings shared by every strategy (``leverage``, ``margin_mode``, ``fees``, ``sl
 ``timing``, ``init_cash``, ``tiers``, ``mmr``, ``funding``, ``intrabar``) are class attributes
 too; override them in the subclass or per run.
 
-Parameters are declared as annotated class attributes (``fast: int = 10``) or, to add bounds, as
-:class:`Param` (``fast = Param(10, ge=2)``). They are stored unchanged and checked when the
+Parameters are public class attributes: plain (``fast = 10``, as in backtesting.py), annotated
+(``fast: int = 10``) or, to add bounds, :class:`Param` (``fast = Param(10, ge=2)``); numbers,
+bools and strings are parameters, and their type is the default's. They are stored unchanged and checked when the
 strategy runs, with "did you mean" hints for misspelled names.
 
 Hooks see the whole market but must not look ahead: the value at bar t may use data up to t's
@@ -41,6 +42,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import numbers
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -124,6 +126,54 @@ def _check_type(owner: str, name: str, expected: type, value: Any) -> Any:
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+# Names of parameters that are numbers of bars the hooks need before they give values.
+_WINDOW_NAME = re.compile(r"window|period|length|lookback|span|fast|slow|bars")
+
+
+def _plain_parameter(value: Any, name: str = "") -> bool:
+    """A plain class attribute that is a parameter (backtesting.py's ``fast = 10``): a number,
+    bool or string, not an UPPER_CASE constant."""
+    return type(value) in (int, float, bool, str) and not name.isupper()
+
+
+def warm_up_bars(strategy: Strategy) -> dict[str, int]:
+    """The parameters that are windows of bars (an int parameter whose name says window, period,
+    length, lookback, span, fast, slow or bars, or whose ``Param.doc`` mentions a window) and
+    their values: the hooks give no value before that many bars.
+
+    >>> class Cross(Strategy):
+    ...     fast = 10
+    ...     slow = 50
+    ...     def signals(self, market):
+    ...         return {}
+    >>> warm_up_bars(Cross(slow=200))
+    {'fast': 10, 'slow': 200}
+    """
+    out = {}
+    for name in strategy.param_names():
+        value = getattr(strategy, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            continue
+        declared, _ = strategy._declaration(name)
+        doc = declared.doc if declared is not None else ""
+        if _WINDOW_NAME.search(name) or "window" in doc:
+            out[name] = int(value)
+    return out
+
+
+def _warn_short_history(variants: list[Strategy], n_bars: int) -> None:
+    """Warn once per parameter value that needs more bars than the data has (the run would
+    trade nothing there, and nothing else would say why)."""
+    import warnings
+
+    seen = set()
+    for variant in variants:
+        for name, bars in warm_up_bars(variant).items():
+            if bars >= n_bars and (name, bars) not in seen:
+                seen.add((name, bars))
+                warnings.warn(f"{type(variant).__name__}: parameter {name!r}={bars} needs {bars} "
+                              f"bars of history and the data has {n_bars}: its hooks give no "
+                              "value (and no trade) on this data", UserWarning, stacklevel=3)
 _ARTICLE = {int: "an int", float: "a number", bool: "a bool", str: "a str"}
 
 
@@ -194,7 +244,9 @@ class Strategy:
                     continue
                 if isinstance(value, (classmethod, staticmethod, property)):
                     continue
-                if isinstance(value, Param) or name in annotations:
+                if name in _BASE_CLASS_ATTRIBUTES or "ClassVar" in str(annotations.get(name, "")):
+                    continue
+                if isinstance(value, Param) or name in annotations or _plain_parameter(value, name):
                     found[name] = value.default if isinstance(value, Param) else value
         return found
 
@@ -213,6 +265,8 @@ class Strategy:
                     if expected is None and value.default is not None:
                         expected = type(value.default) if type(value.default) in _TYPES.values() else None
                     return value, expected if expected in _TYPES.values() else None
+                if expected is None and _plain_parameter(value, name):
+                    expected = type(value)
                 return None, expected if expected in _TYPES.values() else None
         return None, None
 
@@ -317,7 +371,8 @@ class Strategy:
 
         return find_lookahead(self, market, cuts=cuts, **grid)
 
-    def run(self, market, *, progress: bool = False, per_bar=None, n_jobs=None, **grid: Any):
+    def run(self, market, *, progress: bool = False, per_bar=None, n_jobs=None, adl_price=None,
+            adl_min_rank: float = 0.0, **grid: Any):
         """Run the strategy on a :class:`Market` or :class:`Markets`; any parameter given a list
         becomes a grid axis.
 
@@ -330,7 +385,8 @@ class Strategy:
         symbol: rank, rotate, pair); with ``portfolio = True`` (the default) each parameter
         combination is one account holding every instrument, else each instrument trades alone.
         Scalars in ``grid`` override a parameter. ``progress=True`` shows a progress bar over the
-        hook calls when stderr is a terminal; ``per_bar`` and ``n_jobs`` go to ``simulate``.
+        hook calls when stderr is a terminal; ``per_bar``, ``n_jobs``, ``adl_price`` and
+        ``adl_min_rank`` (auto-deleveraging, see ``simulate``) go to ``simulate``.
 
         >>> result = MyStrategy().run(market, fast=[10, 20, 30], slow=[50, 100])  # doctest: +SKIP
         >>> result.equity.columns.names                                            # doctest: +SKIP
@@ -338,7 +394,8 @@ class Strategy:
         """
         base, axes, variants, columns = self.expand(**grid)
         return _simulate_variants(market, base, axes, variants, columns, progress=progress,
-                                  per_bar=per_bar, n_jobs=n_jobs)
+                                  per_bar=per_bar, n_jobs=n_jobs, adl_price=adl_price,
+                                  adl_min_rank=adl_min_rank)
 
     def sweep(self, market, *, chunk_size: int | None = None, n_jobs: int | None = None,
               client=None, progress: bool = False, **grid: Any):
@@ -355,13 +412,18 @@ class Strategy:
                      progress=progress, **grid)
 
 
+# Class attributes of the base class (settings, ``portfolio``, hooks) are never parameters.
+_BASE_CLASS_ATTRIBUTES = frozenset(vars(Strategy))
+
+
 def _simulate_variants(market, base, axes, variants, columns, *, progress=False, per_bar=None,
-                       n_jobs=None):
+                       n_jobs=None, adl_price=None, adl_min_rank=0.0):
     """Stack the variants' hook outputs (× instruments) and simulate them in ONE call."""
     from backtest.engine.simulate import simulate
     from backtest.markets import Markets
 
     extra = {}
+    _warn_short_history(variants, len(market.index))
     if isinstance(market, Markets):
         kwargs, columns, extra = _stack_markets(base, variants, market, axes, columns, progress)
         repeat = len(market.symbols)
@@ -384,7 +446,8 @@ def _simulate_variants(market, base, axes, variants, columns, *, progress=False,
         kwargs["init_cash"] = kwargs["init_cash"][0]
     for name in CALL_SETTINGS:
         kwargs[name] = settings[name]
-    result = simulate(market, columns=columns, per_bar=per_bar, n_jobs=n_jobs, **extra, **kwargs)
+    result = simulate(market, columns=columns, per_bar=per_bar, n_jobs=n_jobs, adl_price=adl_price,
+                      adl_min_rank=adl_min_rank, **extra, **kwargs)
     result.strategy_name = type(base).__name__
     result.params = {**base.get_params(), **{k: v for k, v in axes.items()}}
     return result

@@ -144,8 +144,20 @@ def _time_index_as_column(frame: pd.DataFrame) -> pd.DataFrame:
     """``df.to_parquet()`` keeps a DatetimeIndex as the index: make it the timestamp column."""
     if isinstance(frame.index, pd.DatetimeIndex):
         name = frame.index.name if frame.index.name not in frame.columns else None
-        return frame.reset_index(names=name or "timestamp")
+        attrs = dict(frame.attrs)
+        frame = frame.reset_index(names=name or "timestamp")
+        frame.attrs.update(attrs)
     return frame
+
+
+# Keys of a data file's own metadata (pandas ``DataFrame.attrs``, kept by Parquet and Feather).
+SYNTHETIC_ATTR, DESCRIPTION_ATTR = "perp_backtest.synthetic", "perp_backtest.description"
+
+
+def data_note(frame: pd.DataFrame) -> tuple[bool, str | None]:
+    """(synthetic, description) a data file says of itself in its metadata."""
+    description = frame.attrs.get(DESCRIPTION_ATTR)
+    return bool(frame.attrs.get(SYNTHETIC_ATTR, False)), (str(description) if description else None)
 
 
 def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
@@ -248,6 +260,47 @@ def _numeric(frame: pd.DataFrame, columns, origin: Origin) -> pd.DataFrame:
 # ----- public loaders -----------------------------------------------------------------------------
 
 
+FILE_KINDS = ("candles", "mark", "funding", "tiers")
+
+
+def _is_tier_payload(payload) -> bool:
+    if isinstance(payload, dict):
+        if "brackets" in payload:
+            return True
+        payload = next(iter(payload.values()), None)
+    return isinstance(payload, list) and bool(payload) and isinstance(payload[0], dict) \
+        and ("maintenanceMarginRate" in payload[0] or "mmr" in payload[0])
+
+
+def file_kind(path) -> str:
+    """What a data file holds: "candles", "mark" (mark-price candles), "funding" (funding-rate
+    history) or "tiers" (maintenance-margin brackets), from its content and name — freqtrade's
+    ``…-8h-funding_rate.feather`` keeps the rate in an ``open`` column, so the name decides
+    there.
+
+    >>> file_kind("XRP_USDT_USDT-8h-funding_rate.feather"), file_kind("BTCUSDT-1h-mark.parquet")
+    ('funding', 'mark')
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".json") and path.is_file():
+        try:
+            if _is_tier_payload(json.loads(path.read_text())):
+                return "tiers"
+        except (OSError, ValueError):
+            pass
+    if "funding" in name:
+        return "funding"
+    if re.search(r"(^|[-_.])mark([-_.]|$)", name) or "markprice" in name.replace("_", ""):
+        return "mark"
+    if path.is_file():
+        frame, _ = read_table(path)
+        columns = set(_normalise_names(frame).columns)
+        if "funding_rate" in columns and not set(PRICE_COLUMNS) <= columns:
+            return "funding"
+    return "candles"
+
+
 def load_funding(source, *, format: str = "auto") -> pd.Series:
     """Funding-rate history as a Series of rates (fractions) indexed by funding time (UTC).
 
@@ -292,6 +345,7 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
     from backtest.market import Market
 
     frame, origin = read_table(path, format=format)
+    synthetic, description = data_note(frame)
     frame = indexed(frame, origin)
     require_columns(frame, PRICE_COLUMNS, origin)
     extras = [*MARK_COLUMNS, "funding_rate", DEPTH_COLUMN, "volume"]
@@ -316,5 +370,6 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
     ohlcv = frame[[c for c in (*PRICE_COLUMNS, "volume") if c in frame.columns]]
     market = Market(ohlcv, mark=mark, funding=funding, depth=depth,
                     symbol=symbol or _symbol_from(path), source=origin.file,
-                    max_funding_rate=max_funding_rate, origin=origin, sources=sources)
+                    max_funding_rate=max_funding_rate, origin=origin, sources=sources,
+                    synthetic=synthetic, description=description)
     return market.resample(timeframe) if timeframe else market

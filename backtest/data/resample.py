@@ -43,4 +43,5 @@ def resample_market(market, rule: str):
     if market.depth is not None:
         depth = market.depth.resample(rule, label="left", closed="left").min().reindex(index)
     return Market(ohlcv, mark=mark, funding=funding, depth=depth, symbol=market.symbol,
-                  source=market.source, validate=False)
+                  source=market.source, validate=False,
+                  synthetic=market.synthetic, description=market.description)

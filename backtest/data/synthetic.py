@@ -421,12 +421,28 @@ def generate(symbol: str, *, seed: int = SEED, start: str = START, end: str = EN
     return generate_pair(seed=seed, start=start, end=end)[symbol]
 
 
+SAMPLE_DESCRIPTION = (
+    "SYNTHETIC sample data, not real prices: a seeded model of an hourly perpetual future "
+    "(GARCH volatility, fat tails, correlated BTC/ETH/SOL, mark price, 8-hourly funding and 2% "
+    "book depth) with a liquidation cascade on 2025-10-10 modelled on the real one; see "
+    "data/README.md. Use it to learn the tool, not to judge a strategy.")
+
+
+def _with_note(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame marked, in its own metadata, as synthetic (reports and ``data info`` say so)."""
+    from backtest.data.readers import DESCRIPTION_ATTR, SYNTHETIC_ATTR
+
+    frame.attrs.update({SYNTHETIC_ATTR: True, DESCRIPTION_ATTR: SAMPLE_DESCRIPTION})
+    return frame
+
+
 def _same_as_file(path: Path, frame: pd.DataFrame) -> bool:
     try:
         existing = pd.read_parquet(path)
     except (OSError, ValueError):  # not a Parquet file we can read: it differs
         return False
-    return list(existing.columns) == list(frame.columns) and existing.equals(frame)
+    return (list(existing.columns) == list(frame.columns) and existing.equals(frame)
+            and existing.attrs == frame.attrs)
 
 
 def write_sample_data(out_dir=DATA_DIR, *, seed: int = SEED, force: bool = False) -> list[Path]:
@@ -440,7 +456,7 @@ def write_sample_data(out_dir=DATA_DIR, *, seed: int = SEED, force: bool = False
     ['BTCUSDT-1h.parquet', 'ETHUSDT-1h.parquet', 'SOLUSDT-1h.parquet']
     """
     out_dir = Path(out_dir)
-    frames = generate_pair(seed=seed)
+    frames = {symbol: _with_note(frame) for symbol, frame in generate_pair(seed=seed).items()}
     paths = {symbol: out_dir / f"{symbol}-1h.parquet" for symbol in frames}
     differing = [path for symbol, path in paths.items()
                  if path.exists() and not _same_as_file(path, frames[symbol])]

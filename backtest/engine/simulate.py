@@ -78,8 +78,11 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -95,6 +98,7 @@ from backtest.engine.records import (
     FUNDING_INTERVAL_HOURS,
     N_ACCOUNT_STATS,
     N_COLUMN_STATS,
+    AdlArrays,
     Intrabar,
     Layout,
     MarginMode,
@@ -232,6 +236,10 @@ def _column_index(args: dict, columns, n_bars) -> pd.Index:
     return pd.RangeIndex(n_cols)
 
 
+class TierWarning(UserWarning):
+    """The run uses a stand-in maintenance-margin table (no table for the symbol)."""
+
+
 def _one_table(symbol, tiers, mmr) -> tuple[pd.DataFrame, str]:
     """The tier table in force for one instrument, and its name for messages."""
     if mmr is not None:
@@ -241,9 +249,18 @@ def _one_table(symbol, tiers, mmr) -> tuple[pd.DataFrame, str]:
     if tiers is None:
         shipped = symbol and (TIERS_DIR / f"{str(symbol).upper()}.json").is_file()
         if shipped:
-            return load_tiers(symbol), str(symbol).upper()
-        return flat_tiers(DEFAULT_MMR), f"default: flat mmr {DEFAULT_MMR}, up to {DEFAULT_MAX_LEVERAGE:g}x"
-    return resolve_tiers(tiers, symbol), (tiers if isinstance(tiers, str) else "custom")
+            return load_tiers(symbol), f"{str(symbol).upper()} (shipped Binance brackets)"
+        name = f"flat mmr {DEFAULT_MMR:g} up to {DEFAULT_MAX_LEVERAGE:g}x (no table for {symbol or 'this market'})"
+        warnings.warn(f"no maintenance-margin tier table for {symbol or 'this market'}: using a "
+                      f"flat rate of {DEFAULT_MMR:.2%} up to {DEFAULT_MAX_LEVERAGE:g}x; pass "
+                      "tiers= (a shipped symbol: " + ", ".join(sorted(p.stem for p in TIERS_DIR.glob("*.json")))
+                      + "; or a ccxt fetch_leverage_tiers JSON file) for the exchange's brackets",
+                      TierWarning, stacklevel=4)
+        return flat_tiers(DEFAULT_MMR), name
+    if isinstance(tiers, str | Path) and Path(tiers).suffix:
+        return resolve_tiers(tiers, symbol), f"{Path(tiers).name} ({symbol})" if symbol else Path(tiers).name
+    return resolve_tiers(tiers, symbol), (f"{str(tiers).upper()} (shipped Binance brackets)"
+                                          if isinstance(tiers, str) else "custom table")
 
 
 def _tier_tables(markets, tiers, mmr) -> tuple[list[pd.DataFrame], list[str]]:
@@ -377,6 +394,53 @@ class _Call:
     liquidation_fee: float
 
 
+class StopWarning(UserWarning):
+    """A stop that cannot fire: the position is liquidated before the price reaches it."""
+
+
+def _row(array: np.ndarray, column: int) -> np.ndarray:
+    """One column's bars of a flexible ``(columns, bars)`` array (length-1 axes broadcast)."""
+    return array[min(column, array.shape[0] - 1)]
+
+
+def _warn_stops_past_liquidation(flex, tables, col_instrument, markets) -> None:
+    """Warn when an isolated position's stop-loss lies at or beyond its liquidation price (10x
+    with a 15% stop: liquidated about 9.6% away, so the stop never fires and the loss is the
+    whole margin plus the liquidation fee). The liquidation distance at entry is
+    ``1 / leverage - mmr`` of the entry price (the first bracket's rate; fees ignored)."""
+    sl_stop, sl_price = flex["sl_stop"], flex["sl_price"]
+    if np.isnan(sl_stop).all() and np.isnan(sl_price).all():
+        return
+    closes = {k: markets[symbol].close.reindex(markets.index).to_numpy()
+              for k, symbol in enumerate(markets.symbols)}
+    leverage = flex["leverage"].max(axis=1)
+    offending, first = 0, None
+    for column, instrument in enumerate(col_instrument):
+        bars = np.flatnonzero(_row(flex["entries"], column) | _row(flex["short_entries"], column))
+        if not len(bars):
+            continue
+        levered = float(leverage[min(column, len(leverage) - 1)])
+        distance = 1.0 / levered - float(tables[instrument]["mmr"].iloc[0])
+        stop = _row(sl_stop, column)
+        stop = np.broadcast_to(stop, (len(closes[instrument]),))[bars]
+        close = closes[instrument][bars]
+        level = np.broadcast_to(_row(sl_price, column), (len(closes[instrument]),))[bars]
+        with np.errstate(invalid="ignore"):
+            width = np.fmax(stop, np.abs(close - level) / close)
+            beyond = width >= distance
+        if beyond.any():
+            offending += 1
+            if first is None:
+                first = (column, levered, float(width[beyond][0]), distance)
+    if first is not None:
+        column, levered, width, distance = first
+        warnings.warn(f"a stop-loss lies beyond the liquidation price in {offending} column(s) "
+                      f"(first: column {column}, a {width:.1%} stop at {levered:g}x isolated, "
+                      f"liquidated about {distance:.1%} from the entry): the stop cannot fire "
+                      "before liquidation; lower the leverage or tighten the stop",
+                      StopWarning, stacklevel=4)
+
+
 def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables, table_names,
               col_instrument, leverage, size, sl_stop, sl_price) -> _Call:
     call = _Call(_enum("size_type", size_type, SizeType), _enum("margin_mode", margin_mode, MarginMode),
@@ -408,6 +472,50 @@ def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables,
     if not 0.0 <= call.liquidation_fee < 1.0:
         raise ValueError(f"liquidation_fee must be in [0, 1), got {liquidation_fee!r}")
     return call
+
+
+def _adl_arrays(adl_price, adl_min_rank, markets, n_instruments=None) -> AdlArrays:
+    """``simulate``'s ADL inputs as the kernel takes them: prices (instruments, bars), or a
+    (instruments, 1) NaN placeholder when there is no ADL (one numba signature either way)."""
+    if isinstance(adl_min_rank, bool) or not isinstance(adl_min_rank, numbers.Real) \
+            or not np.isfinite(adl_min_rank) or adl_min_rank < 0:
+        raise ValueError(f"adl_min_rank must be a finite number >= 0, got {adl_min_rank!r}")
+    k = len(markets.symbols) if markets is not None else n_instruments
+    if adl_price is None:
+        return _frozen(AdlArrays(np.full((k, 1), np.nan), np.zeros(k, dtype=np.bool_),
+                                 float(adl_min_rank)))
+    index, symbols = markets.index, markets.symbols
+    n_bars = len(index)
+    value = by_index(adl_price, index, "adl_price")
+    if isinstance(value, pd.DataFrame):
+        names = [str(c) for c in value.columns]
+        unknown = [name for name in names if name not in symbols]
+        if unknown or len(set(names)) != len(names):
+            raise ValueError(f"adl_price has column {(unknown or names)[0]!r}: its columns must be "
+                             f"distinct symbols of the markets ({', '.join(symbols)})")
+        value = value.set_axis(names, axis=1).reindex(columns=symbols)
+    if isinstance(value, pd.Series | pd.DataFrame):
+        value = value.to_numpy()
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError("adl_price must be numeric (NaN for no ADL)") from exc
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    elif array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2 or array.shape[0] not in (1, n_bars) or array.shape[1] not in (1, k):
+        raise ValueError(f"adl_price has shape {array.shape}, which does not broadcast against "
+                         f"{n_bars} bars × {k} instruments")
+    finite = array[~np.isnan(array)]
+    if np.any(~np.isfinite(finite)) or np.any(finite <= 0):
+        bad = finite[~np.isfinite(finite) | (finite <= 0)][0]
+        raise ValueError(f"adl_price must be a positive price or NaN (no ADL), got {bad}")
+    price = np.ascontiguousarray(np.broadcast_to(array, (n_bars, k)).T)
+    has = ~np.isnan(price).all(axis=1)
+    if not has.any():
+        price = np.full((k, 1), np.nan)
+    return _frozen(AdlArrays(price, has, float(adl_min_rank)))
 
 
 def _market_arrays(owner, markets, funding, depth_impact, vol_window, need_vol) -> MarketArrays:
@@ -509,6 +617,7 @@ class KernelCall:
     call: _Call
     n_jobs: int | None = None
     chunk_size: int | None = None
+    adl: AdlArrays | None = None  # None: no auto-deleveraging
 
     def run(self, *, keep_records: bool, per_bar: int) -> KernelRun:
         """Run every account, in chunks on threads when there are many (each account on its
@@ -527,10 +636,11 @@ class KernelCall:
                    np.empty((n_accounts, all_bars)), np.empty((n_accounts, all_bars))]
         bounds = chunk_bounds(self.lay.group_len, n_bars, self.chunk_size, self.n_jobs)
         c = self.call
+        adl = self.adl if self.adl is not None else _adl_arrays(None, 0.0, None, self.mk.open.shape[0])
 
         def one(chunk):
             return simulate_accounts_nb(
-                self.mk, self.tiers, self.sg, self.od, self.lay, c.size_type, c.margin_mode,
+                self.mk, self.tiers, self.sg, self.od, self.lay, adl, c.size_type, c.margin_mode,
                 c.timing, c.intrabar, c.liquidation_fee, chunk[0], chunk[1], keep_records,
                 per_bar, acc, colacc, *outputs)
 
@@ -569,13 +679,34 @@ def chunk_bounds(group_len, n_bars, chunk_size=None, n_jobs=None) -> list[tuple[
     return [(start, min(start + chunk_size, n_accounts)) for start in range(0, n_accounts, chunk_size)]
 
 
+_compile_notice_given = False
+
+
+def engine_is_compiled() -> bool:
+    """Whether numba's on-disk cache holds the engine for this source (else the first call
+    compiles it: about a minute, once per install)."""
+    try:
+        return bool(simulate_accounts_nb._cache._cache_file._load_index())
+    except (AttributeError, OSError, ValueError):  # numba internals moved: assume compiled
+        return True
+
+
+def _notice_first_compile() -> None:
+    """Say so, once per process, before a cold start's minute of compiling: not silence."""
+    global _compile_notice_given
+    if not _compile_notice_given and not engine_is_compiled():
+        print("perp-backtest: compiling the engine, once (about a minute); later runs reuse "
+              "numba's cache and start in seconds", file=sys.stderr, flush=True)
+    _compile_notice_given = True
+
+
 def simulate(market, *, entries=None, exits=None, short_entries=None, short_exits=None, size=1.0,
              size_type="equity", leverage=1.0, margin_mode="isolated", sl_stop=None, tp_stop=None,
              trail_stop=None, sl_price=None, tp_price=None, fees=0.0, slippage=0.0,
              timing="next_open", init_cash=10_000.0, mmr=None, tiers=None,
              liquidation_fee=DEFAULT_LIQUIDATION_FEE, funding=True, intrabar="auto", group_by=None,
              depth_impact=True, columns=None, instruments=None, per_bar=None, vol_window=None,
-             n_jobs=None, chunk_size=None):
+             n_jobs=None, chunk_size=None, adl_price=None, adl_min_rank=0.0):
     """Simulate leveraged perpetual-futures accounts; returns a :class:`Result`.
 
     ``market`` is a :class:`Market` or :class:`Markets` (several instruments on one clock). Array
@@ -586,6 +717,18 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     ``instruments=[...]`` — and ``group_by`` puts columns in one account (``True``, one label per
     column, or the names of column levels such as the parameters of a grid). ``tiers`` may be a
     dict by symbol.
+
+    ``adl_price`` injects auto-deleveraging (the exchange closing profitable positions when a
+    liquidation cascade has emptied its insurance fund): the ADL price per bar (NaN: none) of
+    each instrument — a DataFrame with one column per symbol (symbols left out: none), a
+    (bars × instruments) array, or one series for all instruments (1-D, a Series). At a bar
+    where it is finite, at the close (after the bar's stops and liquidations, before orders at
+    the close), every position on that instrument in profit at that price whose rank
+    ``upnl / margin × notional / equity`` (all at the ADL price; margin: the position's;
+    equity: the isolated position's margin balance, the cross account's equity) is at least
+    ``adl_min_rank`` is closed at exactly the ADL price, with no fee or slippage (exit reason
+    ``"adl"``); see ``backtest.engine.nb._auto_deleverage``. The strategy may re-enter on a
+    later signal.
 
     ``per_bar``: ``None`` (default) keeps the statistics (O(accounts) memory) and computes the
     records and per-bar series (equity, positions...) when first asked for, by running the
@@ -631,6 +774,8 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     call = _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables,
                      table_names, col_instrument, flex["leverage"], flex["size"], flex["sl_stop"],
                      flex["sl_price"])
+    if call.margin_mode == MarginMode.isolated:
+        _warn_stops_past_liquidation(flex, tables, col_instrument, markets)
     col_order, group_start, group_len, group_index = _groups(group_by, n_cols, column_index)
     n_accounts = len(group_start)
     cash = np.broadcast_to(np.asarray(init_cash, dtype=float), (n_accounts,)) \
@@ -638,6 +783,8 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
     if cash is None or not np.all(np.isfinite(cash)) or np.any(cash <= 0):
         raise ValueError(f"init_cash must be positive, one value or one per account ({n_accounts})")
 
+    adl = _adl_arrays(adl_price, adl_min_rank, markets)
+    _notice_first_compile()
     kernel = KernelCall(
         mk=_market_arrays(single if single is not None else markets, markets, funding,
                           depth_impact, vol_window, call.size_type == SizeType.target_vol),
@@ -647,7 +794,7 @@ def simulate(market, *, entries=None, exits=None, short_entries=None, short_exit
         lay=_frozen(Layout(col_instrument, col_order.astype(np.int64),
                            np.asarray(group_start, np.int64), np.asarray(group_len, np.int64),
                            np.ascontiguousarray(cash, dtype=float))),
-        call=call, n_jobs=n_jobs, chunk_size=chunk_size)
+        call=call, n_jobs=n_jobs, chunk_size=chunk_size, adl=adl)
     if per_bar not in (None, True, False, "equity"):
         raise ValueError(f"per_bar must be None, True, False or 'equity', got {per_bar!r}")
     level = {True: PER_BAR_ALL, "equity": PER_BAR_EQUITY}.get(per_bar, PER_BAR_NONE)

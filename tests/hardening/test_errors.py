@@ -238,13 +238,16 @@ def test_a_grid_too_big_for_one_run_switches_to_the_chunked_sweep(small_data, in
                          "--fail-on", "liquidations>0")
     assert code == 0, err
     assert "do not fit in memory as one run: statistics only, in chunks" in err
-    full = json.loads((in_tmp / "full.json").read_text())
-    swept = json.loads((in_tmp / "swept.json").read_text())
-    assert set(swept["sharpe"]) == set(full["sharpe"]) and len(full["sharpe"]) == 34
+    def by_fast(path):
+        rows = json.loads((in_tmp / path).read_text())["combinations"]
+        return {row["params"]["fast"]: row["stats"] for row in rows}
+
+    full, swept = by_fast("full.json"), by_fast("swept.json")
+    assert set(swept) == set(full) and len(full) == 34
     for metric in ("final_equity", "sharpe", "max_drawdown", "trades", "funding_paid"):
-        for label, value in full[metric].items():
-            assert swept[metric][label] == pytest.approx(value, rel=1e-9, abs=1e-9), (metric, label)
-    best = max(full["sharpe"], key=lambda label: full["sharpe"][label])
+        for fast, values in full.items():
+            assert swept[fast][metric] == pytest.approx(values[metric], rel=1e-9, abs=1e-9), (metric, fast)
+    best = max(full, key=lambda fast: full[fast]["sharpe"])
     html = (in_tmp / "swept.html").read_text()
     assert "Parameter grid: 34 columns" in html and f'data-best-label="{best}"' in html
     assert html.count('data-metric="sharpe"') >= 34
