@@ -114,6 +114,7 @@ class MonteCarloResult:
     init_cash: float
     ruin: float
     drawdown: float
+    kelly_leverage: float | None = None  # growth-optimal multiple of the strategy's 1x returns
 
     def summary(self) -> pd.DataFrame:
         """Per leverage: ``p_liquidation`` (at least one), ``p_ruin`` (equity below ``ruin`` ×
@@ -134,6 +135,17 @@ class MonteCarloResult:
         return out
 
 
+def original_tiers(strategy, market: Market):
+    """The tier table of ``market``'s own instrument, for copies of it that carry other labels
+    (bootstrap paths, stress scenarios) — so a BTC path is margined on BTC's brackets; None when
+    the strategy's ``tiers`` already serves (a dict by label) or it sets a flat ``mmr``."""
+    from backtest.engine.simulate import _one_table
+
+    if strategy.mmr is not None or isinstance(strategy.tiers, dict):
+        return None
+    return _one_table(market.symbol, strategy.tiers, None)[0]
+
+
 def monte_carlo(strategy, market: Market, *, leverage, n_paths: int = 1000,
                 mean_block: float = 24 * 7, seed: int | None = 0, ruin: float = 0.5,
                 drawdown: float = 0.5, paths_per_chunk: int = 100, n_jobs: int | None = None,
@@ -150,17 +162,68 @@ def monte_carlo(strategy, market: Market, *, leverage, n_paths: int = 1000,
     if paths_per_chunk < 1:
         raise ValueError(f"paths_per_chunk must be at least 1, got {paths_per_chunk}")
     base = strategy.trading_alone(**params)
+    table = original_tiers(base, market)
     paths = stationary_bootstrap(len(market), n_paths, mean_block, seed)
     parts = []
     for first in range(0, n_paths, paths_per_chunk):
         chunk = range(first, min(n_paths, first + paths_per_chunk))
         markets = Markets({PATH_SYMBOL.format(p): resample(market, paths[p], PATH_SYMBOL.format(p))
                            for p in chunk})
-        result = base.run(markets, leverage=leverages, per_bar="equity", n_jobs=n_jobs)
+        tiers = base.tiers if table is None else dict.fromkeys(markets.symbols, table)
+        result = base.run(markets, leverage=leverages, per_bar="equity", n_jobs=n_jobs, tiers=tiers)
         stats = result.stats()
         stats["min_equity"] = result.per_bar("equity").min(axis=0)
         parts.append(stats[["final_equity", "cagr", "max_drawdown", "liquidations", "min_equity"]])
     table = pd.concat(parts).astype(float)
     table.index = table.index.set_names(["leverage", "path"])
     table = table.sort_index(level=["leverage", "path"], sort_remaining=False)
-    return MonteCarloResult(table, float(base.init_cash), ruin, drawdown)
+    from backtest.sizing import kelly_leverage
+
+    returns = base.run(market, leverage=1.0).returns
+    kelly = kelly_leverage(returns) if len(returns) > 1 else float("nan")
+    return MonteCarloResult(table, float(base.init_cash), ruin, drawdown, kelly)
+
+
+def trade_returns(result) -> pd.Series:
+    """One account's closed trades as returns on the equity it had when each opened (pnl net of
+    fees and funding / equity at the close before the entry bar), in exit order; for trades
+    that do not overlap they compound exactly to the final equity."""
+    if len(result.accounts) != 1:
+        raise ValueError(f"one account at a time: the result has {len(result.accounts)}; "
+                         "pick one, e.g. result of Strategy(...).run(market)")
+    trades = result.trades.sort_values("exit_time", kind="stable")
+    if trades.empty:
+        raise ValueError("the run closed no trade: nothing to reshuffle")
+    # the equity just before the trade opened: the previous bar's close (the initial cash first)
+    before = result.equity.shift(1, fill_value=float(result.init_cash.iloc[0]))
+    at_entry = before.reindex(trades["entry_time"]).to_numpy()
+    return pd.Series(trades["pnl"].to_numpy() / at_entry, index=trades["exit_time"].to_numpy(),
+                     name="trade_return")
+
+
+def reshuffle_trades(result, *, n_paths: int = 1000, seed: int | None = 0, ruin: float = 0.5,
+                     drawdown: float = 0.5) -> pd.DataFrame:
+    """Trade-order Monte Carlo (jesse's, on our accounting): the run's trade returns (see
+    :func:`trade_returns`) compounded in ``n_paths`` random orders. Per path: final equity
+    (the same for every order: compounding commutes), the lowest equity after a trade and the
+    deepest drawdown between trades, and whether it was ruined (below ``ruin`` × initial cash)
+    — the luck of the order, not of the market; the bootstrap in :func:`monte_carlo` redraws
+    the market itself. Path ``p`` depends only on (seed, p).
+
+    >>> table = reshuffle_trades(result, n_paths=500)                     # doctest: +SKIP
+    >>> table["max_drawdown"].quantile(0.95), table["ruined"].mean()      # doctest: +SKIP
+    """
+    returns = trade_returns(result).to_numpy()
+    init_cash = float(result.init_cash.iloc[0])
+    generators = [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(n_paths)]
+    order = np.stack([g.permutation(len(returns)) for g in generators])
+    equity = init_cash * np.cumprod(1.0 + returns[order], axis=1)
+    with_start = np.concatenate([np.full((n_paths, 1), init_cash), equity], axis=1)
+    peaks = np.maximum.accumulate(with_start, axis=1)
+    deepest = (1.0 - with_start / peaks).max(axis=1)
+    lowest = with_start.min(axis=1)
+    return pd.DataFrame({"final_equity": equity[:, -1], "min_equity": lowest,
+                         "max_drawdown": deepest, "ruined": lowest < ruin * init_cash,
+                         "deep_drawdown": deepest > drawdown},
+                        index=pd.RangeIndex(n_paths, name="path"))
+

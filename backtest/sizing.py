@@ -270,3 +270,23 @@ def kelly_fraction(trade_returns, *, window=50, fraction=0.5, cap=1.0, index=Non
     known = returns.index.searchsorted(index, side="left")  # trades with exit < bar
     values = np.where(known > 0, result.to_numpy()[np.maximum(known - 1, 0)], np.nan)
     return pd.Series(values, index=index, name="kelly_fraction")
+
+
+def kelly_leverage(returns, *, fraction=1.0):
+    """Growth-optimal multiple of a return stream: ``fraction × mean / variance`` of its per-bar
+    returns (the continuous-time Kelly leverage μ/σ²), from the strategy's own returns at
+    leverage 1 — beyond it, more leverage lowers the long-run growth rate; twice it, growth is
+    zero. Half-Kelly (``fraction=0.5``) keeps ~75% of the growth at half the volatility. NaN
+    when the returns do not vary; negative when they lose money (no leverage grows them).
+
+    >>> r = pd.Series([0.01, -0.005, 0.01, -0.005])
+    >>> round(kelly_leverage(r), 2), round(kelly_leverage(r, fraction=0.5), 2)
+    (33.33, 16.67)
+    """
+    fraction = _check_positive("fraction", fraction)
+    values = np.asarray(returns, dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        raise ValueError(f"returns must hold at least 2 finite values, got {len(values)}")
+    variance = values.var(ddof=1)
+    return float(fraction * values.mean() / variance) if variance > 0 else float("nan")

@@ -10,11 +10,28 @@ it, 0: none). Within the window the mark price's extreme can diverge a further
 untouched; bars after it too when the price recovers fully, else they are scaled by the level
 the shock left (their own moves intact).
 
+**Auto-deleveraging.** With ``adl_at`` (a fraction of the window, 0 to 1) the exchange, its
+insurance fund emptied by the cascade, auto-deleverages at the close of the window's bar
+``at + floor(adl_at × bars)`` (the last bar for 1): profitable positions on the opposite side
+are closed at the bankruptcy price of the liquidated ones, taken as the shock's extreme reached
+by then — the lowest low of the window up to that bar in a crash (the bottom, wick included,
+once ``adl_at`` reaches the bottom bar), the highest high in a squeeze, the bar's close for
+``drop=0`` — without fee (``simulate(adl_price=...)``; :func:`adl_series` gives the series,
+:func:`inject_markets` shocks instruments of a :class:`Markets` and gives the ADL prices of
+those whose shock has ``adl_at``).
+
 >>> import backtest
 >>> from strategies import TrendFollowing
 >>> market = backtest.load(backtest.sample_path("BTCUSDT"))                           # doctest: +SKIP
 >>> crash = Shock(at="2025-06-01", drop=0.3, bars=6, wick=0.05, depth_factor=0.1)      # doctest: +SKIP
 >>> stress_test(TrendFollowing(), market, {"crash": crash}, leverage=[1, 3, 10])       # doctest: +SKIP
+
+A portfolio: the alt leg crashes, the exchange auto-deleverages the ETH shorts mid-crash.
+
+>>> markets = backtest.Markets([backtest.load(backtest.sample_path(s)) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")])  # doctest: +SKIP
+>>> shocked, adl = inject_markets(markets, {"SOLUSDT": Shock(at="2025-06-01", drop=0.5, bars=6),
+...                                          "ETHUSDT": Shock(at="2025-06-01", drop=0.15, bars=6, adl_at=0.5)})  # doctest: +SKIP
+>>> backtest.simulate(shocked, ..., adl_price=adl)                                    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ import pandas as pd
 
 from backtest.market import Market
 from backtest.markets import Markets
+from backtest.montecarlo import original_tiers
 
 PRICES = ["open", "high", "low", "close"]
 
@@ -42,6 +60,7 @@ class Shock:
     mark_divergence: float = 0.0
     depth_factor: float = 1.0
     funding_rate: float | None = None
+    adl_at: float | None = None  # fraction of the window where ADL hits (None: no ADL)
 
     def check(self) -> None:
         if not -1.0 < self.drop < 1.0:
@@ -55,6 +74,9 @@ class Shock:
             raise ValueError(f"Shock: recovery is a fraction in [0, 1], got {self.recovery}")
         if not self.depth_factor > 0.0:
             raise ValueError(f"Shock: depth_factor must be positive, got {self.depth_factor}")
+        if self.adl_at is not None and not 0.0 <= self.adl_at <= 1.0:
+            raise ValueError(f"Shock: adl_at is a fraction of the window in [0, 1] (None for no "
+                             f"ADL), got {self.adl_at}")
 
 
 def _factors(shock: Shock) -> tuple[np.ndarray, float]:
@@ -92,14 +114,19 @@ def _shock_candles(candles: np.ndarray, start: int, factors: np.ndarray, after: 
     return out
 
 
+def _start(market: Market, shock: Shock) -> int:
+    """The first bar of the shock's window."""
+    at = pd.Timestamp(shock.at)
+    start = int(market.index.searchsorted(at.tz_localize("UTC") if at.tzinfo is None else at))
+    if start >= len(market):
+        raise ValueError(f"Shock: at {shock.at} is after the market's last bar {market.index[-1]}")
+    return start
+
+
 def inject(market: Market, shock: Shock, symbol: str | None = None) -> Market:
     """``market`` with ``shock`` injected (see the module docstring)."""
     shock.check()
-    start = int(market.index.searchsorted(pd.Timestamp(shock.at).tz_localize("UTC")
-                                          if pd.Timestamp(shock.at).tzinfo is None
-                                          else pd.Timestamp(shock.at)))
-    if start >= len(market):
-        raise ValueError(f"Shock: at {shock.at} is after the market's last bar {market.index[-1]}")
+    start = _start(market, shock)
     factors, after = _factors(shock)
     falling = shock.drop > 0
     bottom_bar = int(np.argmin(factors[1:]) if falling else np.argmax(factors[1:]))
@@ -131,18 +158,67 @@ def inject(market: Market, shock: Shock, symbol: str | None = None) -> Market:
                   symbol=symbol or market.symbol, validate=False)
 
 
+def adl_series(shocked: Market, shock: Shock) -> pd.Series:
+    """The ADL price on the bars of ``shocked`` (``inject``'s result for ``shock``): NaN but at
+    the ADL bar (see the module docstring); all NaN when ``shock.adl_at`` is None."""
+    shock.check()
+    out = pd.Series(np.nan, index=shocked.index, name="adl_price")
+    if shock.adl_at is None:
+        return out
+    start = _start(shocked, shock)
+    stop = min(start + int(shock.bars), len(shocked))  # the window may run past the last bar
+    bar = min(start + int(np.floor(shock.adl_at * int(shock.bars))), stop - 1)
+    if shock.drop > 0.0:
+        price = float(shocked.low.iloc[start: bar + 1].min())
+    elif shock.drop < 0.0:
+        price = float(shocked.high.iloc[start: bar + 1].max())
+    else:
+        price = float(shocked.close.iloc[bar])
+    out.iloc[bar] = price
+    return out
+
+
+def inject_markets(markets: Markets, shocks: dict[str, Shock]) -> tuple[Markets, pd.DataFrame | None]:
+    """``markets`` with each shock injected into its instrument (the others untouched), and the
+    ADL prices (``simulate``'s ``adl_price``: one column per instrument whose shock has
+    ``adl_at``, on the markets' clock; None when none has). A shock with ``drop=0`` puts ADL on
+    an instrument that does not move itself (at its close)."""
+    unknown = set(shocks) - set(markets.symbols)
+    if unknown:
+        raise ValueError(f"inject_markets: no instrument {sorted(unknown)[0]!r} in the markets "
+                         f"({', '.join(markets.symbols)})")
+    shocked = {symbol: inject(markets[symbol], shocks[symbol], symbol) if symbol in shocks
+               else markets[symbol] for symbol in markets.symbols}
+    out = Markets(shocked)
+    adl = {symbol: adl_series(shocked[symbol], shock).reindex(out.index)
+           for symbol, shock in shocks.items() if shock.adl_at is not None}
+    return out, (pd.DataFrame(adl, index=out.index) if adl else None)
+
+
 def stress_test(strategy, market: Market, shocks: dict[str, Shock], *, leverage,
-                n_jobs: int | None = None) -> pd.DataFrame:
+                n_jobs: int | None = None, adl_min_rank: float = 0.0) -> pd.DataFrame:
     """Run ``strategy`` at every ``leverage`` on ``market`` with each shock injected (and
     untouched, as "none"); one row per (scenario, leverage): ``survives`` (never
     liquidated), ``liquidated_at`` (the first liquidation's time), ``loss`` (fraction of the
-    initial cash lost at the end), ``max_drawdown``."""
+    initial cash lost at the end), ``max_drawdown``. Shocks with ``adl_at`` auto-deleverage
+    their scenario (see the module docstring); ``adl_min_rank`` spares positions ranked below
+    it."""
     leverages = [float(x) for x in np.atleast_1d(leverage)]
     if not leverages:
         raise ValueError("leverage must list at least one value")
     scenarios = {"none": market, **{name: inject(market, shock, name) for name, shock in shocks.items()}}
+    adl = {name: adl_series(scenarios[name], shock) for name, shock in shocks.items()
+           if shock.adl_at is not None}
     base = strategy.trading_alone()
-    result = base.run(Markets(scenarios), leverage=leverages, n_jobs=n_jobs)
+    table = original_tiers(base, market)
+    tiers = base.tiers if table is None else dict.fromkeys(scenarios, table)
+    markets = Markets(scenarios)
+    adl_price = None
+    if adl:
+        adl_price = pd.DataFrame({name: series.reindex(markets.index) for name, series in adl.items()},
+                                 index=markets.index)
+    result = base.run(markets, adl_price=adl_price, adl_min_rank=adl_min_rank, leverage=leverages,
+                      n_jobs=n_jobs, tiers=tiers)
     stats = result.stats()
     liquidations = result.liquidations
     # the first liquidation of each column (records name their column by its label)
@@ -156,3 +232,40 @@ def stress_test(strategy, market: Market, shocks: dict[str, Shock], *, leverage,
                      "loss": 1.0 - float(row["final_equity"]) / float(base.init_cash),
                      "max_drawdown": float(row["max_drawdown"])})
     return pd.DataFrame(rows).set_index(["scenario", "leverage"]).sort_index()
+
+
+def stress_portfolio(strategy, markets: Markets, scenarios: dict[str, dict[str, Shock]], *,
+                     leverage, n_jobs: int | None = None, adl_min_rank: float = 0.0) -> pd.DataFrame:
+    """:func:`stress_test` for an account holding several instruments: each scenario shocks
+    some of them (``{"alt crash": {"SOLUSDT": Shock(...)}}``; ``adl_at`` on a shock
+    auto-deleverages that instrument), and the strategy runs at every ``leverage`` as one
+    account over all of them (``portfolio = True``: cross margin shares the collateral). One
+    row per (scenario, leverage): ``survives``, ``liquidated_at``, ``trigger`` (the leg that
+    lost the most at the first liquidation: the altcoin that killed the account), ``loss``,
+    ``max_drawdown``; "none" is the markets untouched.
+
+    >>> alt = {"SOLUSDT": Shock(at="2025-06-01", drop=0.5, bars=6, wick=0.1)}        # doctest: +SKIP
+    >>> stress_portfolio(TrendFollowing(margin_mode="cross"), markets, {"alt crash": alt},
+    ...                  leverage=[2, 5])                                             # doctest: +SKIP
+    """
+    leverages = [float(x) for x in np.atleast_1d(leverage)]
+    if not leverages:
+        raise ValueError("leverage must list at least one value")
+    if not type(strategy).portfolio:
+        raise ValueError(f"{type(strategy).__name__} trades each instrument alone "
+                         "(portfolio = False): use stress_test per instrument")
+    rows = []
+    for name, shocks in {"none": {}, **scenarios}.items():
+        shocked, adl = inject_markets(markets, shocks) if shocks else (markets, None)
+        result = strategy.run(shocked, leverage=leverages, adl_price=adl, adl_min_rank=adl_min_rank,
+                              n_jobs=n_jobs)
+        stats = result.stats(frame=True)
+        for account, row in stats.iterrows():
+            triggers = result.liquidation_triggers(account)
+            rows.append({"scenario": name, "leverage": float(account),
+                         "survives": int(row["liquidations"]) == 0,
+                         "liquidated_at": triggers["time"].iloc[0] if len(triggers) else pd.NaT,
+                         "trigger": triggers["symbol"].iloc[0] if len(triggers) else None,
+                         "loss": 1.0 - float(row["final_equity"]) / float(row["init_cash"]),
+                         "max_drawdown": float(row["max_drawdown"])})
+    return pd.DataFrame(rows).set_index(["scenario", "leverage"])

@@ -41,6 +41,9 @@ class WalkForwardResult:
     equity: pd.Series
     objective: str
     init_cash: float
+    # the combination best over the whole period (hindsight) and its equity: what to beat
+    in_sample_best: pd.Series | None = None
+    in_sample_best_params: dict | None = None
 
     def summary(self) -> pd.Series:
         """``in_sample`` (the folds' mean ``objective``), ``out_of_sample`` (the stitched
@@ -162,4 +165,10 @@ def walk_forward(strategy, market, *, train: int, test: int, step: int | None = 
         capital = float(equity.iloc[-1])
     folds = pd.DataFrame(rows)
     folds.index.name = "fold"
-    return WalkForwardResult(folds, pd.concat(segments).rename("equity"), objective, init_cash)
+    hindsight = base.run(market, **grid)
+    table = hindsight.stats(frame=True)
+    label = best_label(table, objective)
+    best_equity = hindsight.equity if isinstance(hindsight.equity, pd.Series) else hindsight.equity[label]
+    best_params = dict(zip(axes, label if isinstance(label, tuple) else (label,), strict=True))
+    return WalkForwardResult(folds, pd.concat(segments).rename("equity"), objective, init_cash,
+                             best_equity.rename("equity"), best_params)

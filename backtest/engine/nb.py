@@ -23,6 +23,8 @@ legs'), drawn from and returned to the same wallet.
    earliest event triggers (liquidation on the mark path, stops on each leg's traded path;
    ties: liquidation, stop-loss, trailing stop, take-profit, then column order); the segment is
    then scanned on from that moment;
+4b. auto-deleveraging at the close, on instruments with an ADL price at the bar (a scenario
+   input; ``_auto_deleverage``): profitable positions ranked high enough close at that price;
 5. orders at the close (``timing=close``), not for a leg a stop or liquidation closed on this
    bar; if any were placed, the close is checked once more as a point of the path;
 6. mark to market at the close, per-bar outputs and the statistics accumulators.
@@ -311,8 +313,9 @@ def _remove_from_slot(slots, s, legs, j, cross):
 
 
 @njit(cache=True)
-def _close(ctx, j, i, ref, reason, market_order):
-    """Close leg j at ``ref`` (± slippage and depth impact for market orders).
+def _close(ctx, j, i, ref, reason, market_order, charge_fee):
+    """Close leg j at ``ref`` (± slippage and depth impact for market orders; the taker fee
+    unless ``charge_fee`` is False: auto-deleveraging).
 
     The loss stops at the collateral — the leg's margin when isolated, the wallet of a cross
     account with nothing else open — and the excess is the insurance fund's shortfall. A cross
@@ -330,7 +333,7 @@ def _close(ctx, j, i, ref, reason, market_order):
     if market_order:
         fill = ref * (1.0 - side * flex_nb(slippage, i, c))
         fill *= 1.0 - side * _impact(abs(q) * ref, at_nb(depth, k, i))
-    fee = abs(q) * fill * flex_nb(fees, i, c)
+    fee = abs(q) * fill * flex_nb(fees, i, c) if charge_fee else 0.0
     pnl = q * (fill - legs[ENTRY, j])
     shortfall = 0.0
     if not cross or counts[4] == 1:  # counts[4]: legs open in the account
@@ -575,7 +578,7 @@ def _signal_action(position, long_in, long_out, short_in, short_out):
 def _act(ctx, od, vol, j, i, s_bar, ref, prices, tiers, size_type, close, side):
     """Carry out ``_signal_action``'s decision for leg j at reference price ``ref`` on bar i."""
     if close:
-        _close(ctx, j, i, ref, Reason.signal, True)
+        _close(ctx, j, i, ref, Reason.signal, True, True)
     if side != 0:
         _open(ctx, od, vol, j, i, s_bar, side, ref, prices, tiers, size_type)
 
@@ -670,12 +673,66 @@ def _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills):
                 Reason.trailing_stop if best_kind == EV_TRAIL else Reason.take_profit)
             s = leg_slot[best_leg]
             ref = p0[s] if best_t == 0.0 else best_level  # a gap through the level fills at the open
-            _close(ctx, best_leg, i, ref, reason, best_kind != EV_TP)
+            _close(ctx, best_leg, i, ref, reason, best_kind != EV_TP, True)
             legs[STOP_BAR, best_leg] = i
         for s in range(n_slots):
             p0[s] = p0[s] + best_t * (p1[s] - p0[s])
             m0[s] = m0[s] + best_t * (m1[s] - m0[s])
     _move_peaks(legs, leg_slot, p1, p1)
+
+
+@njit(cache=True)
+def _auto_deleverage(ctx, i, adl_price, min_rank, closes):
+    """Auto-deleveraging at bar i's close (after the bar's stops and liquidations): each position
+    (slot: the account's net position on one instrument) on an instrument with a finite ADL
+    price P at bar i, in profit at P (q·P > Σ q·entry: a long above its average entry, a short
+    below it), whose rank reaches ``min_rank``, closes — every leg of it — at exactly P, without
+    fee or slippage (``Reason.adl``). The rank is
+
+        rank = upnl(P) / margin × |q|·P / equity
+
+    with upnl(P) = q·P − Σ q·entry, margin = the slot's margin (Σ of its legs' entry notional /
+    leverage; isolated: less the funding paid, i.e. its collateral) and equity = the margin
+    balance backing it: margin + upnl(P) for an isolated slot, the cross account's equity
+    (wallet + every position's unrealized PnL, this one's at P, the others' at the bar's
+    close). A margin or equity of zero or less ranks first (+inf). Ranks are taken before any
+    close (a close without fee only moves the profit into the wallet: the equity stays)."""
+    (cols, legs, leg_slot, slots, slot_inst, wallet, acc, colacc, counts, rec, keep, fees, slippage,
+     depth, cross, liq_rate) = ctx
+    n_slots = slots.shape[1]
+    account = wallet[0]
+    hit = False
+    for s in range(n_slots):
+        if slots[S_LEGS, s] > 0.0:
+            price = at_nb(adl_price, slot_inst[s], i)
+            if price > 0.0:  # NaN: no ADL here
+                hit = True
+            else:
+                price = closes[s]
+            account += slots[S_Q, s] * price - slots[S_QE, s]
+    if not hit:
+        return
+    for s in range(n_slots):
+        q = slots[S_Q, s]
+        if slots[S_LEGS, s] == 0.0 or q == 0.0:
+            continue
+        price = at_nb(adl_price, slot_inst[s], i)
+        if not price > 0.0:
+            continue
+        upnl = q * price - slots[S_QE, s]
+        if not upnl > 0.0:
+            continue
+        margin = slots[S_MARGIN, s]
+        equity = account if cross else margin + upnl
+        rank = np.inf
+        if margin > 0.0 and equity > 0.0:
+            rank = upnl / margin * (abs(q) * price / equity)
+        if rank < min_rank:
+            continue
+        for j in range(cols.shape[0]):
+            if legs[QTY, j] != 0.0 and leg_slot[j] == s:
+                _close(ctx, j, i, price, Reason.adl, False, False)
+                legs[STOP_BAR, j] = i
 
 
 # ----- statistics -----------------------------------------------------------------------------------
@@ -842,7 +899,7 @@ def _refresh_lps(slots, slot_inst, wallet0, cross, tiers):
 def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row, col_row,
                init_cash, wiped_level, equity_out, wallet_out, position_out, margin_out,
                leverage_out, ratio_out, path, mpath, p0, p1, m0, m1, fills, opens, closes, lows,
-               highs, mlows, mhighs, mopens, mcloses):
+               highs, mlows, mhighs, mopens, mcloses, adl_price, adl_on, adl_min_rank):
     """Bars i0 to i1 of one account (see ``_run_account``).
 
     Written for the bar where nothing happens: numba counts references to every array passed
@@ -1003,6 +1060,10 @@ def _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intr
                                  mpath[segment], mpath[segment + 1])
                     _walk_segment(ctx, i, tiers, p0, p1, m0, m1, fills)
 
+        # 4b. auto-deleveraging at the close (``adl_on``: an instrument of the account has ADL)
+        if adl_on and counts[4] > 0:
+            _auto_deleverage(ctx, i, adl_price, adl_min_rank, closes)
+
         # 5. orders at the close
         if not wiped:
             wiped = counts[4] == 0 and wallet[0] <= wiped_level
@@ -1137,7 +1198,7 @@ def _leg_quiet(q, sl, tp, trail, peak, lp, low_i, high_i, mlow, mhigh):
     return not (high_i >= sl or low_i <= tp or mhigh >= lp
                 or (trail > 0.0 and high_i >= min(peak, low_i) * (1.0 + trail)))
 @njit(cache=True)
-def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar, liq_rate,
+def _run_account(g, mk, tiers, sg, od, lay, adl, size_type, margin_mode, timing, intrabar, liq_rate,
                  rec, counts, keep, per_bar, row, col_row, acc_all, colacc, equity_out, wallet_out,
                  position_out, margin_out, leverage_out, ratio_out):
     """Simulate account g over all bars; per-bar outputs go to row ``row`` (and its columns to
@@ -1171,6 +1232,10 @@ def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intr
             n_slots += 1
         leg_slot[j] = found
     slot_inst = slot_inst[:n_slots]
+    adl_on = False
+    for s in range(n_slots):
+        if adl.has[slot_inst[s]]:
+            adl_on = True
     slots = np.zeros((N_SLOT_FIELDS, n_slots))
     slots[S_LP, :] = np.nan
     legs = np.full((N_LEG_FIELDS, m), np.nan)
@@ -1197,7 +1262,8 @@ def _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intr
         _run_block(ctx, mk, od, i0, i1, n, flags, tiers, sg, size_type, timing, intrabar, per_bar, row,
                    col_row, init_cash, wiped_level, equity_out, wallet_out, position_out,
                    margin_out, leverage_out, ratio_out, path, mpath, p0, p1, m0, m1, fills, opens,
-                   closes, lows, highs, mlows, mhighs, mopens, mcloses)
+                   closes, lows, highs, mlows, mhighs, mopens, mcloses, adl.price, adl_on,
+                   adl.min_rank)
     for s in range(n_slots):
         closes[s] = mk.close[slot_inst[s], n - 1]
 
@@ -1254,7 +1320,7 @@ def _mark_open_positions(ctx, i, prices):
 
 
 @njit(cache=True, nogil=True)
-def simulate_accounts_nb(mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar,
+def simulate_accounts_nb(mk, tiers, sg, od, lay, adl, size_type, margin_mode, timing, intrabar,
                          liq_rate, g_start, g_stop, keep_records, per_bar, acc_all, colacc,
                          equity_out, wallet_out, position_out, margin_out, leverage_out, ratio_out):
     """Simulate accounts ``g_start`` to ``g_stop`` (a chunk; releases the GIL, so chunks run on
@@ -1270,7 +1336,7 @@ def simulate_accounts_nb(mk, tiers, sg, od, lay, size_type, margin_mode, timing,
            np.empty(max(16, n_cols), dtype=liquidation_dt), np.empty(cap, dtype=funding_dt))
     counts = np.zeros(5, dtype=np.int64)  # orders, trades, liquidations, funding, open legs
     for g in range(g_start, g_stop):
-        rec = _run_account(g, mk, tiers, sg, od, lay, size_type, margin_mode, timing, intrabar,
+        rec = _run_account(g, mk, tiers, sg, od, lay, adl, size_type, margin_mode, timing, intrabar,
                            liq_rate, rec, counts, keep_records, per_bar, g, lay.group_start[g],
                            acc_all, colacc, equity_out, wallet_out, position_out, margin_out,
                            leverage_out, ratio_out)

@@ -55,6 +55,7 @@ class _Reason(NamedTuple):
     #                            before the volatility window has filled)
     exceeds_depth: int = 10  # rejected: more than the book's visible side (half the 2% depth)
     exceeds_max_notional: int = 11  # rejected: beyond the tier table's last bracket
+    adl: int = 12  # auto-deleveraged: closed by the exchange at the ADL price, no fee
 
 
 SizeType = _SizeType()
@@ -154,6 +155,15 @@ class OrderArrays(NamedTuple):
     fees: np.ndarray
     slippage: np.ndarray
     leverage: np.ndarray
+
+
+class AdlArrays(NamedTuple):
+    """Auto-deleveraging as a scenario input (see ``simulate``'s ``adl_price``)."""
+
+    price: np.ndarray  # (K, n): the ADL price per instrument and bar, NaN for none; (K, 1) NaN
+    #                    placeholder when no instrument has one (never indexed by bar)
+    has: np.ndarray  # (K,) bool: the instrument has an ADL price on some bar
+    min_rank: float  # positions whose ADL rank is below this are spared
 
 
 class Layout(NamedTuple):
