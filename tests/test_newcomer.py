@@ -255,3 +255,33 @@ def test_the_engine_cache_is_detected_as_warm_after_a_run(market):
 
     Cross().run(market)
     assert engine_is_compiled()
+
+
+# ----- the report says what the data and the settings are ------------------------------------------------------------
+
+
+def test_the_report_names_synthetic_data_relative_source_and_plain_values(monkeypatch):
+    from backtest.report import render_report
+    from tests.conftest import REPO
+
+    monkeypatch.chdir(REPO)
+    market = backtest.load(backtest.sample_path("ETHUSDT"))[-24 * 60:]
+    result = TrendFollowing(vol_window=100).run(market, fast=[6, 12], slow=[48])
+    html = render_report(result)
+    assert "on synthetic data" in html and 'id="synthetic-note"' in html
+    assert "source: data/ETHUSDT-1h.parquet" in html
+    assert "bars of 1h" in html and "fast=6, 12" in html
+    for raw in ("np.int64", "np.float64", "0 days ", " days 0"):
+        assert raw not in html
+    assert "leverage 3x sets the margin" in html
+    real = backtest.load(backtest.sample_path("ETHUSDT"))[-24 * 60:]
+    real.synthetic, real.description = False, None
+    assert "synthetic-note" not in render_report(TrendFollowing(vol_window=100).run(real))
+
+
+def test_durations_read_as_days_and_hours():
+    from backtest.report import duration_label, format_metric
+
+    assert duration_label(pd.Timedelta("550 days 19:00:00")) == "550d 19h"
+    assert duration_label(pd.Timedelta(0)) == "0m"
+    assert format_metric("max_drawdown_duration", pd.Timedelta("2 days 01:00:00")) == "2d 1h"

@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -86,13 +87,22 @@ def _looks_numeric(text: str) -> bool:
 POSITIONAL_LAYOUTS = {"binance": BINANCE_KLINE_COLUMNS, "ccxt": CCXT_COLUMNS}
 
 
-def _read_csv(path: Path, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        first = next(csv.reader(io.StringIO(handle.readline())), [])
+def _read_csv(path, format: str = "auto", text: str | None = None) -> tuple[pd.DataFrame, Origin]:
+    """A CSV file, or its ``text`` (a member of a zip archive; ``path`` then names it)."""
+    if text is None:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            first_line = handle.readline()
+    else:
+        text = text.removeprefix("\ufeff")
+        first_line = text.split("\n", 1)[0]
+    first = next(csv.reader(io.StringIO(first_line)), [])
     if not first:
         raise DataError("file is empty", file=path)
     has_header = not all(_looks_numeric(cell) for cell in first if cell.strip())
-    frame = pd.read_csv(path, header=0 if has_header else None, encoding="utf-8-sig")
+    if text is None:
+        frame = pd.read_csv(path, header=0 if has_header else None, encoding="utf-8-sig")
+    else:
+        frame = pd.read_csv(io.StringIO(text), header=0 if has_header else None)
     forced = POSITIONAL_LAYOUTS.get(format)
     if forced is not None:  # the layout is known: columns by position, whatever the header says
         if frame.shape[1] != len(forced):
@@ -108,6 +118,26 @@ def _read_csv(path: Path, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
                             file=path, row="1 (line 1 of the file)")
         frame.columns = list(columns)
     return frame, Origin(str(path), first_line=2 if has_header else 1)
+
+
+def _read_zip(path: Path, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
+    """The one CSV inside a zip archive (Binance's data.binance.vision files); errors name it as
+    ``archive.zip/member.csv``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.namelist() if not m.endswith("/")]
+            tables = [m for m in members if m.lower().endswith(".csv")] or members
+            if len(tables) != 1:
+                raise DataError(f"a zip archive with {len(tables)} files; expected one CSV "
+                                f"(found: {', '.join(members) or 'none'})", file=path)
+            raw = archive.read(tables[0])
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"not a zip archive: {exc}", file=path) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{tables[0]} is not UTF-8 text: {exc}", file=path) from exc
+    return _read_csv(f"{path}/{tables[0]}", format, text=text)
 
 
 def _from_rows(rows, origin: Origin) -> pd.DataFrame:
@@ -152,6 +182,7 @@ def _time_index_as_column(frame: pd.DataFrame) -> pd.DataFrame:
 
 # Keys of a data file's own metadata (pandas ``DataFrame.attrs``, kept by Parquet and Feather).
 SYNTHETIC_ATTR, DESCRIPTION_ATTR = "perp_backtest.synthetic", "perp_backtest.description"
+SYMBOL_ATTR = "perp_backtest.symbol"  # e.g. "BTCUSDT", when the file name does not say it
 
 
 def data_note(frame: pd.DataFrame) -> tuple[bool, str | None]:
@@ -173,7 +204,8 @@ def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
         raise DataError("no data file given (the path is empty)")
     path = Path(source)
     if path.is_dir():
-        raise DataError("is a directory, not a data file", file=path)
+        raise DataError("is a directory, not a data file (a folder written by `backtest data "
+                        "download` holds candles.parquet)", file=path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     suffixes = "".join(path.suffixes[-2:]).lower()
@@ -184,6 +216,8 @@ def read_table(source, *, format: str = "auto") -> tuple[pd.DataFrame, Origin]:
             return _time_index_as_column(pd.read_feather(path)), Origin(str(path))
         if suffixes.endswith(".json"):
             return _read_json(path)
+        if suffixes.endswith(".zip"):
+            return _read_zip(path, format)
         return _read_csv(path, format)
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
@@ -344,8 +378,12 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
     """
     from backtest.market import Market
 
+    named = path  # the symbol's fallback: the file's name, or the downloaded folder's
+    if isinstance(path, str | Path) and str(path).strip() and Path(path).is_dir():
+        path, funding, mark = _folder_sources(Path(path), funding, mark)
     frame, origin = read_table(path, format=format)
     synthetic, description = data_note(frame)
+    symbol = symbol or frame.attrs.get(SYMBOL_ATTR)
     frame = indexed(frame, origin)
     require_columns(frame, PRICE_COLUMNS, origin)
     extras = [*MARK_COLUMNS, "funding_rate", DEPTH_COLUMN, "volume"]
@@ -369,7 +407,21 @@ def load(path, *, format: str = "auto", symbol: str | None = None, funding=None,
 
     ohlcv = frame[[c for c in (*PRICE_COLUMNS, "volume") if c in frame.columns]]
     market = Market(ohlcv, mark=mark, funding=funding, depth=depth,
-                    symbol=symbol or _symbol_from(path), source=origin.file,
+                    symbol=symbol or _symbol_from(named), source=origin.file,
                     max_funding_rate=max_funding_rate, origin=origin, sources=sources,
                     synthetic=synthetic, description=description)
     return market.resample(timeframe) if timeframe else market
+
+
+def _folder_sources(folder: Path, funding, mark):
+    """A folder written by ``backtest data download`` (see :mod:`backtest.data.download`): its
+    candles, with its funding and mark files unless given; other folders are refused by
+    :func:`read_table`."""
+    from backtest.data.download import folder_files
+
+    files = folder_files(folder)
+    if files is None:
+        return folder, funding, mark
+    funding = files.get("funding") if funding is None else funding
+    mark = files.get("mark") if mark is None else mark
+    return files["candles"], funding, mark

@@ -49,12 +49,28 @@ ROLLING_DAYS = 30
 STOP_REASONS = ("stop_loss", "trailing_stop", "take_profit")
 
 
+def duration_label(value: pd.Timedelta) -> str:
+    """A duration as people read it: "550d 19h", "6h", "45m" (pandas prints
+    "550 days 19:00:00").
+
+    >>> duration_label(pd.Timedelta("550 days 19:00:00")), duration_label(pd.Timedelta("90min"))
+    ('550d 19h', '1h 30m')
+    """
+    if value is pd.NaT or pd.isna(value):
+        return "—"
+    minutes = int(pd.Timedelta(value).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
+    return " ".join(parts[:2]) or "0m"
+
+
 def format_metric(key: str, value) -> str:
     """Human formatting of one stats() value (fractions as percentages)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     if isinstance(value, pd.Timedelta):
-        return str(value.floor("h"))
+        return duration_label(value)
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d %H:%M")
     if isinstance(value, float) and math.isinf(value):
@@ -90,6 +106,7 @@ def _environment():
                       autoescape=select_autoescape(["html"]))
     env.filters["metric"] = format_metric
     env.filters["raw"] = _raw
+    env.filters["duration"] = duration_label
     env.filters["label"] = column_label
     return env
 
@@ -261,13 +278,15 @@ def plain_value(value) -> str:
 
 
 def _relative(path: str) -> str:
-    """A file named from the working directory (reports travel; absolute paths do not)."""
+    """A file under the working directory named from it (reports travel; absolute paths do
+    not); others as they were given."""
     import os
 
     try:
-        return os.path.relpath(path)
+        relative = os.path.relpath(path)
     except ValueError:  # another drive
         return path
+    return path if relative.startswith(os.pardir) else relative
 
 
 def _header(result) -> dict:
