@@ -22,6 +22,7 @@ Examples::
     backtest stress --leverage 1,3,10 --shock "crash:at=2025-06-01,drop=0.3,bars=6" --fail-on "survives<1"
     backtest data info data/BTCUSDT-1h.parquet
     backtest data validate my_candles.csv
+    backtest data download BTCUSDT --exchange binanceusdm --timeframe 1h --since 2024-01-01
 """
 
 from __future__ import annotations
@@ -160,10 +161,29 @@ def _parser() -> argparse.ArgumentParser:
     stress.add_argument("--report", default=None, help="write an HTML page of the results here")
     stress.add_argument("--force", action="store_true", help="replace existing output files")
 
-    data = commands.add_parser("data", help="inspect or validate a market-data file")
-    data.add_argument("action", choices=["info", "validate"])
-    data.add_argument("path")
+    data = commands.add_parser("data", help="inspect, validate or download market data")
     data.add_argument("--debug", **debug)
+    actions = data.add_subparsers(dest="action", required=True)
+    for action, text in (("info", "describe a data file (candles, mark, funding or tiers)"),
+                         ("validate", "check a data file (exit 2 naming the file, column, row)")):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("path", help="a data file, or a folder from `data download`")
+        command.add_argument("--debug", **debug)
+    fetch = actions.add_parser(
+        "download", help="download perpetual candles, funding, mark prices and tiers (ccxt)",
+        description="Download through ccxt (pip install -e \".[data]\") into "
+                    "OUT/EXCHANGE/SYMBOL-TIMEFRAME/{candles,mark,funding}.parquet and tiers.json; "
+                    "run it again to bring the folder up to date.")
+    fetch.add_argument("symbols", nargs="+", metavar="SYMBOL", help="e.g. BTCUSDT or BTC/USDT:USDT")
+    fetch.add_argument("--exchange", default="binanceusdm",
+                       help="a ccxt exchange id: binanceusdm (default), bybit, okx, ...")
+    fetch.add_argument("--timeframe", default="1h", help="bar length, e.g. 1h, 15m (default 1h)")
+    fetch.add_argument("--since", default=None,
+                       help="first date, UTC (e.g. 2024-01-01); optional once the folder has data")
+    fetch.add_argument("--until", default=None, help="end date, UTC, exclusive (default: now)")
+    fetch.add_argument("--out", default="data", help="root folder (default: data)")
+    fetch.add_argument("--debug", **debug)
+    fetch.set_defaults(path=None)
     return parser
 
 
@@ -308,9 +328,13 @@ def _data_paths(args) -> list:
 
     if args.data is None:
         return [backtest.sample_path("BTCUSDT")]
+    from backtest.data.download import is_symbol_folder
+
     if any(not str(item).strip() for item in args.data):
         raise UsageError("--data is empty (an unset variable?); give a data file")
-    return expand_paths(args.data)
+    # a downloaded symbol folder (candles, mark, funding, tiers) is one instrument, not a set
+    return [path for item in args.data
+            for path in ([Path(item)] if is_symbol_folder(item) else expand_paths([item]))]
 
 
 def _inputs(args) -> list[tuple[str, str | None]]:
@@ -564,7 +588,19 @@ def _summary(stats) -> str:
     return "  ".join(f"{k}={format_metric(k, stats[k])}" for k in SUMMARY_KEYS if k in stats.index)
 
 
-def _data_command(action: str, path: str) -> int:
+def _data_command(action: str, path: str | None, args=None) -> int:
+    if action == "download":
+        from backtest.data.download import DownloadError, download
+
+        try:
+            done = download(args.symbols, exchange=args.exchange, timeframe=args.timeframe,
+                            since=args.since, until=args.until, out=args.out)
+        except DownloadError as exc:
+            raise UsageError(str(exc)) from exc
+        for item in done:
+            print(item.summary())
+        print(f"next: backtest run --data {done[0].folder}")
+        return EXIT_OK
     if not path.strip():
         raise UsageError("the data path is empty; give a file")
     from backtest.data.readers import file_kind, load_funding, load_mark
@@ -576,7 +612,7 @@ def _data_command(action: str, path: str) -> int:
         rates = load_funding(path).dropna()
         if rates.empty:
             raise UsageError(f"{path}: a funding-rate file with no rates")
-        spacing = timeframe_label(rates.index.to_series().diff().median())
+        spacing = timeframe_label(rates.index.to_series().diff().median().round("s"))
         print(f"{path}: funding-rate history, {len(rates)} payments every {spacing}, "
               f"{rates.index[0]} → {rates.index[-1]}")
         if action == "info":
@@ -623,6 +659,12 @@ def _prepare(args):
         if "tiers" in params or "tiers" in grid:
             raise UsageError("'tiers' is given by --tiers and --param; give it once")
         params["tiers"] = _tiers_argument(args.tiers)
+    elif "tiers" not in params and "tiers" not in grid and getattr(args, "data", None):
+        from backtest.data.download import downloaded_tiers
+
+        found = downloaded_tiers(_data_paths(args))  # a downloaded folder's own tiers.json
+        if found is not None:
+            params["tiers"] = found
     strategy = _make_strategy(cls, params)
     return cls, strategy, grid
 
@@ -900,7 +942,7 @@ def _main(args) -> int:
     debug = getattr(args, "debug", False)
     try:
         if args.command == "data":
-            return _data_command(args.action, args.path)
+            return _data_command(args.action, args.path, args)
         if args.command == "check-lookahead":
             return _check_lookahead_command(args)
         if args.command == "montecarlo":

@@ -20,6 +20,12 @@ ccxt ``fetch_funding_rate_history`` dicts (``timestamp``, ``fundingRate``), freq
 feather (the rate in column ``open``), or any (timestamp, rate) table. Mark candles
 (:func:`load_mark`): any OHLC layout above; volume may be missing.
 
+Zip archives holding one CSV (Binance's data.binance.vision files, e.g.
+``BTCUSDT-1h-2024-01.zip``) read as that CSV; errors name ``archive.zip/member.csv``. Several
+archives, mark, funding and book depth together: :func:`backtest.data.archives.load_archives`.
+A folder written by ``backtest data download`` (it holds ``candles.parquet``) loads with its
+``funding.parquet`` and ``mark.parquet`` attached (see :mod:`backtest.data.download`).
+
 Files are only ever opened for reading.
 """
 
