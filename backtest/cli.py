@@ -113,11 +113,21 @@ def _parser() -> argparse.ArgumentParser:
     market_options(check)
     check.add_argument("--cuts", type=int, default=5, help="cut points to test (default 5)")
 
+    def leverage_option(command):
+        command.add_argument("--leverage", required=True, metavar="L1,L2,...",
+                             help="leverages to compare, e.g. 1,3,5,10")
+
+    def research_outputs(command, json_help: str, gate_help: str):
+        """--json, --fail-on, --report and --force of montecarlo, walk-forward and stress."""
+        command.add_argument("--json", default=None, help=json_help)
+        command.add_argument("--fail-on", action="append", default=[], metavar="EXPR", help=gate_help)
+        command.add_argument("--report", default=None, help="write an HTML page of the results here")
+        command.add_argument("--force", action="store_true", help="replace existing output files")
+
     carlo = commands.add_parser(
         "montecarlo", help="which leverage survives: the strategy on bootstrap paths of the data")
     market_options(carlo, grid=False)
-    carlo.add_argument("--leverage", required=True, metavar="L1,L2,...",
-                       help="leverages to compare, e.g. 1,3,5,10")
+    leverage_option(carlo)
     carlo.add_argument("--paths", type=int, default=1000, help="bootstrap paths (default 1000)")
     carlo.add_argument("--block", type=float, default=24 * 7,
                        help="mean block length in bars (default 168: a week of hourly bars)")
@@ -126,11 +136,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="ruin: equity below this fraction of the initial cash (default 0.5)")
     carlo.add_argument("--drawdown", type=float, default=0.5,
                        help="p_drawdown counts drawdowns deeper than this (default 0.5)")
-    carlo.add_argument("--json", default=None, help="write the summary per leverage as JSON here")
-    carlo.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                       help='exit 1 when a leverage crosses a limit, e.g. "p_liquidation>0.05"')
-    carlo.add_argument("--report", default=None, help="write an HTML page of the results here")
-    carlo.add_argument("--force", action="store_true", help="replace existing output files")
+    research_outputs(carlo, "write the summary per leverage as JSON here",
+                     'exit 1 when a leverage crosses a limit, e.g. "p_liquidation>0.05"')
 
     walk = commands.add_parser(
         "walk-forward", help="choose parameters on each train window, trade them on the next")
@@ -141,25 +148,18 @@ def _parser() -> argparse.ArgumentParser:
                       help="bars between folds (default: --test)")
     walk.add_argument("--anchored", action="store_true", help="train from the first bar on")
     walk.add_argument("--objective", default="sharpe", help="what the choice maximizes (default sharpe)")
-    walk.add_argument("--json", default=None, help="write the folds and the summary as JSON here")
-    walk.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                      help='exit 1 when the summary crosses a limit, e.g. "degradation<0.3"')
-    walk.add_argument("--report", default=None, help="write an HTML page of the results here")
-    walk.add_argument("--force", action="store_true", help="replace existing output files")
+    research_outputs(walk, "write the folds and the summary as JSON here",
+                     'exit 1 when the summary crosses a limit, e.g. "degradation<0.3"')
 
     stress = commands.add_parser(
         "stress", help="inject crashes into the data and see which leverage survives them")
     market_options(stress, grid=False)
-    stress.add_argument("--leverage", required=True, metavar="L1,L2,...",
-                        help="leverages to compare, e.g. 1,3,5,10")
+    leverage_option(stress)
     stress.add_argument("--shock", action="append", default=[], metavar="NAME:K=V,...",
                         help='a shock (repeatable): "crash:at=2025-06-01,drop=0.3,bars=6,wick=0.05,'
                              'mark_divergence=0.02,depth_factor=0.1,funding_rate=-0.003,recovery=0.5"')
-    stress.add_argument("--json", default=None, help="write one row per (scenario, leverage) here")
-    stress.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                        help='exit 1 when a row crosses a limit, e.g. "survives<1" or "loss>0.5"')
-    stress.add_argument("--report", default=None, help="write an HTML page of the results here")
-    stress.add_argument("--force", action="store_true", help="replace existing output files")
+    research_outputs(stress, "write one row per (scenario, leverage) here",
+                     'exit 1 when a row crosses a limit, e.g. "survives<1" or "loss>0.5"')
 
     data = commands.add_parser("data", help="inspect, validate or download market data")
     data.add_argument("--debug", **debug)
@@ -454,9 +454,6 @@ def check_memory(n_columns: int, n_bars: int, available: int | None = None) -> N
 # ----- results ---------------------------------------------------------------------------------
 
 
-COUNT_METRICS = ("trades", "liquidations", "rejected_orders")
-
-
 def _json_value(value):
     if value is pd.NaT:
         return None
@@ -551,12 +548,6 @@ def _gate_exit(stats, gates, undefined: str = "fail") -> int:
     return EXIT_OK
 
 
-def _json_claim(args):
-    """The ``--json`` path checked and claimed before the run (None without ``--json``),
-    released if the run fails (see backtest.outputs)."""
-    return _claim(args, "json")
-
-
 @contextlib.contextmanager
 def _claim(args, flag: str):
     """The ``--{flag}`` output path checked and claimed before the run (None when not given),
@@ -575,11 +566,6 @@ def _claim(args, flag: str):
     except BaseException:
         claim.release()
         raise
-
-
-def _synthetic_note(market) -> str | None:
-    markets = [market[s] for s in market.symbols] if hasattr(market, "symbols") else [market]
-    return next((m.description for m in markets if getattr(m, "synthetic", False)), None)
 
 
 def _summary(stats) -> str:
@@ -671,7 +657,7 @@ def _prepare(args):
 
 def _tiers_argument(text: str) -> str:
     """``--tiers``: an existing JSON file, or the symbol of a shipped table."""
-    from backtest.engine.margin import TIERS_DIR
+    from backtest.engine.margin import shipped_symbols
 
     text = text.strip()
     if not text:
@@ -680,7 +666,7 @@ def _tiers_argument(text: str) -> str:
         if not Path(text).is_file():
             raise UsageError(f"--tiers {text}: no such file")
         return text
-    shipped = sorted(p.stem for p in TIERS_DIR.glob("*.json"))
+    shipped = shipped_symbols()
     if text.upper() not in shipped:
         raise UsageError(f"--tiers {text}: no table shipped for this symbol; shipped: "
                          f"{', '.join(shipped)} (or give a ccxt fetch_leverage_tiers JSON file)")
@@ -705,7 +691,7 @@ def _montecarlo_command(args) -> int:
     cls, strategy, _ = _prepare(args)
     leverages = _leverages(args.leverage)
     gates = [parse_gate(text, known=SUMMARY_METRICS) for text in args.fail_on]
-    with _json_claim(args) as claim, _claim(args, "report") as page:
+    with _claim(args, "json") as claim, _claim(args, "report") as page:
         market = _load(_data_paths(args), args.funding, args.mark)
         if hasattr(market, "symbols"):
             raise UsageError("montecarlo resamples one instrument: give one --data file")
@@ -713,10 +699,11 @@ def _montecarlo_command(args) -> int:
                              mean_block=args.block, seed=args.seed, ruin=args.ruin,
                              drawdown=args.drawdown)
         if page is not None:
+            from backtest.report import synthetic_note
             from backtest.report.research import write_montecarlo_page
 
             write_montecarlo_page(result, page.path, subject=f"{cls.__name__} on {_symbol(market)}",
-                                  synthetic=_synthetic_note(market))
+                                  synthetic=synthetic_note(market))
         summary = result.summary()
         summary.index = [f"leverage {lev:g}" for lev in summary.index]
         if claim is not None:
@@ -797,7 +784,7 @@ def _stress_command(args) -> int:
     if not parsed:
         raise UsageError('give at least one --shock, e.g. --shock "crash:at=2025-06-01,drop=0.3,bars=6"')
     gates = [parse_gate(text, known=STRESS_METRICS) for text in args.fail_on]
-    with _json_claim(args) as claim, _claim(args, "report") as page:
+    with _claim(args, "json") as claim, _claim(args, "report") as page:
         market = _load(_data_paths(args), args.funding, args.mark)
         if hasattr(market, "symbols"):  # one account over several instruments
             scenarios: dict = {}
@@ -812,10 +799,11 @@ def _stress_command(args) -> int:
             shocks = {name: shock for name, shock, *_ in parsed}
             table = stress_test(strategy, market, shocks, leverage=leverages)
         if page is not None:
+            from backtest.report import synthetic_note
             from backtest.report.research import write_stress_page
 
             write_stress_page(table, page.path, subject=f"{cls.__name__} on {_symbol(market)}",
-                              shocks=shocks, synthetic=_synthetic_note(market))
+                              shocks=shocks, synthetic=synthetic_note(market))
         table["survives"] = table["survives"].astype(int)
         if claim is not None:
             rows = [{"scenario": scenario, "leverage": _json_value(lev),
@@ -844,15 +832,16 @@ def _walk_forward_command(args) -> int:
     if args.objective not in OBJECTIVES:
         raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {args.objective!r}")
     gates = [parse_gate(text, known=WALK_FORWARD_METRICS) for text in args.fail_on]
-    with _json_claim(args) as claim, _claim(args, "report") as page:
+    with _claim(args, "json") as claim, _claim(args, "report") as page:
         market = _load(_data_paths(args), args.funding, args.mark)
         result = walk_forward(strategy, market, train=args.train, test=args.test, step=args.step,
                               anchored=args.anchored, objective=args.objective, **grid)
         if page is not None:
+            from backtest.report import synthetic_note
             from backtest.report.research import write_walkforward_page
 
             write_walkforward_page(result, page.path, subject=f"{cls.__name__} on {_symbol(market)}",
-                                   synthetic=_synthetic_note(market))
+                                   synthetic=synthetic_note(market))
         summary = result.summary()
         if claim is not None:
             folds = [{str(k): _json_value(v) for k, v in row.items()}

@@ -31,6 +31,7 @@ import pandas as pd
 
 from backtest.market import Market
 from backtest.markets import Markets
+from backtest.sizing import kelly_leverage
 
 PATH_SYMBOL = "PATH{:04d}"
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -135,6 +136,14 @@ class MonteCarloResult:
         return out
 
 
+def leverage_list(leverage) -> list[float]:
+    """The leverages to compare (one or several), as floats; at least one."""
+    leverages = [float(x) for x in np.atleast_1d(leverage)]
+    if not leverages:
+        raise ValueError("leverage must list at least one value")
+    return leverages
+
+
 def original_tiers(strategy, market: Market):
     """The tier table of ``market``'s own instrument, for copies of it that carry other labels
     (bootstrap paths, stress scenarios) — so a BTC path is margined on BTC's brackets; None when
@@ -154,22 +163,20 @@ def monte_carlo(strategy, market: Market, *, leverage, n_paths: int = 1000,
     (see the module docstring); ``params`` fix strategy parameters. Paths run a chunk at a
     time (memory: one chunk's per-bar equity); the same seed gives the same paths and table.
     """
-    leverages = [float(x) for x in np.atleast_1d(leverage)]
-    if not leverages:
-        raise ValueError("leverage must list at least one value")
+    leverages = leverage_list(leverage)
     if not 0.0 < ruin < 1.0 or not 0.0 < drawdown < 1.0:
         raise ValueError(f"ruin and drawdown are fractions in (0, 1), got {ruin} and {drawdown}")
     if paths_per_chunk < 1:
         raise ValueError(f"paths_per_chunk must be at least 1, got {paths_per_chunk}")
     base = strategy.trading_alone(**params)
-    table = original_tiers(base, market)
+    own_tiers = original_tiers(base, market)
     paths = stationary_bootstrap(len(market), n_paths, mean_block, seed)
     parts = []
     for first in range(0, n_paths, paths_per_chunk):
         chunk = range(first, min(n_paths, first + paths_per_chunk))
         markets = Markets({PATH_SYMBOL.format(p): resample(market, paths[p], PATH_SYMBOL.format(p))
                            for p in chunk})
-        tiers = base.tiers if table is None else dict.fromkeys(markets.symbols, table)
+        tiers = base.tiers if own_tiers is None else dict.fromkeys(markets.symbols, own_tiers)
         result = base.run(markets, leverage=leverages, per_bar="equity", n_jobs=n_jobs, tiers=tiers)
         stats = result.stats()
         stats["min_equity"] = result.per_bar("equity").min(axis=0)
@@ -177,8 +184,6 @@ def monte_carlo(strategy, market: Market, *, leverage, n_paths: int = 1000,
     table = pd.concat(parts).astype(float)
     table.index = table.index.set_names(["leverage", "path"])
     table = table.sort_index(level=["leverage", "path"], sort_remaining=False)
-    from backtest.sizing import kelly_leverage
-
     returns = base.run(market, leverage=1.0).returns
     kelly = kelly_leverage(returns) if len(returns) > 1 else float("nan")
     return MonteCarloResult(table, float(base.init_cash), ruin, drawdown, kelly)

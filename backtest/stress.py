@@ -43,7 +43,7 @@ import pandas as pd
 
 from backtest.market import Market
 from backtest.markets import Markets
-from backtest.montecarlo import original_tiers
+from backtest.montecarlo import leverage_list, original_tiers
 
 PRICES = ["open", "high", "low", "close"]
 
@@ -190,9 +190,23 @@ def inject_markets(markets: Markets, shocks: dict[str, Shock]) -> tuple[Markets,
     shocked = {symbol: inject(markets[symbol], shocks[symbol], symbol) if symbol in shocks
                else markets[symbol] for symbol in markets.symbols}
     out = Markets(shocked)
-    adl = {symbol: adl_series(shocked[symbol], shock).reindex(out.index)
-           for symbol, shock in shocks.items() if shock.adl_at is not None}
-    return out, (pd.DataFrame(adl, index=out.index) if adl else None)
+    return out, _adl_prices(shocked, shocks, out.index)
+
+
+def _adl_prices(shocked: dict[str, Market], shocks: dict[str, Shock], index) -> pd.DataFrame | None:
+    """``simulate``'s ``adl_price`` for instruments (by name) injected with ``shocks``: one
+    column per shock with ``adl_at``, on ``index``; None when no shock has one."""
+    adl = {name: adl_series(shocked[name], shock).reindex(index)
+           for name, shock in shocks.items() if shock.adl_at is not None}
+    return pd.DataFrame(adl, index=index) if adl else None
+
+
+def _outcome(scenario: str, leverage: float, stats: pd.Series, first_liquidation) -> dict:
+    """One (scenario, leverage) row of a stress table."""
+    return {"scenario": scenario, "leverage": float(leverage),
+            "survives": int(stats["liquidations"]) == 0, "liquidated_at": first_liquidation,
+            "loss": 1.0 - float(stats["final_equity"]) / float(stats["init_cash"]),
+            "max_drawdown": float(stats["max_drawdown"])}
 
 
 def stress_test(strategy, market: Market, shocks: dict[str, Shock], *, leverage,
@@ -203,34 +217,19 @@ def stress_test(strategy, market: Market, shocks: dict[str, Shock], *, leverage,
     initial cash lost at the end), ``max_drawdown``. Shocks with ``adl_at`` auto-deleverage
     their scenario (see the module docstring); ``adl_min_rank`` spares positions ranked below
     it."""
-    leverages = [float(x) for x in np.atleast_1d(leverage)]
-    if not leverages:
-        raise ValueError("leverage must list at least one value")
+    leverages = leverage_list(leverage)
     scenarios = {"none": market, **{name: inject(market, shock, name) for name, shock in shocks.items()}}
-    adl = {name: adl_series(scenarios[name], shock) for name, shock in shocks.items()
-           if shock.adl_at is not None}
     base = strategy.trading_alone()
-    table = original_tiers(base, market)
-    tiers = base.tiers if table is None else dict.fromkeys(scenarios, table)
+    own_tiers = original_tiers(base, market)
+    tiers = base.tiers if own_tiers is None else dict.fromkeys(scenarios, own_tiers)
     markets = Markets(scenarios)
-    adl_price = None
-    if adl:
-        adl_price = pd.DataFrame({name: series.reindex(markets.index) for name, series in adl.items()},
-                                 index=markets.index)
-    result = base.run(markets, adl_price=adl_price, adl_min_rank=adl_min_rank, leverage=leverages,
-                      n_jobs=n_jobs, tiers=tiers)
-    stats = result.stats()
+    result = base.run(markets, adl_price=_adl_prices(scenarios, shocks, markets.index),
+                      adl_min_rank=adl_min_rank, leverage=leverages, n_jobs=n_jobs, tiers=tiers)
     liquidations = result.liquidations
     # the first liquidation of each column (records name their column by its label)
     first = {} if not len(liquidations) else liquidations.groupby("col")["time"].min().to_dict()
-    rows = []
-    for label, row in stats.iterrows():
-        lev, name = label
-        rows.append({"scenario": name, "leverage": lev,
-                     "survives": int(row["liquidations"]) == 0,
-                     "liquidated_at": first.get(label, pd.NaT),
-                     "loss": 1.0 - float(row["final_equity"]) / float(base.init_cash),
-                     "max_drawdown": float(row["max_drawdown"])})
+    rows = [_outcome(name, lev, row, first.get((lev, name), pd.NaT))
+            for (lev, name), row in result.stats().iterrows()]
     return pd.DataFrame(rows).set_index(["scenario", "leverage"]).sort_index()
 
 
@@ -248,9 +247,7 @@ def stress_portfolio(strategy, markets: Markets, scenarios: dict[str, dict[str, 
     >>> stress_portfolio(TrendFollowing(margin_mode="cross"), markets, {"alt crash": alt},
     ...                  leverage=[2, 5])                                             # doctest: +SKIP
     """
-    leverages = [float(x) for x in np.atleast_1d(leverage)]
-    if not leverages:
-        raise ValueError("leverage must list at least one value")
+    leverages = leverage_list(leverage)
     if not type(strategy).portfolio:
         raise ValueError(f"{type(strategy).__name__} trades each instrument alone "
                          "(portfolio = False): use stress_test per instrument")
@@ -262,10 +259,8 @@ def stress_portfolio(strategy, markets: Markets, scenarios: dict[str, dict[str, 
         stats = result.stats(frame=True)
         for account, row in stats.iterrows():
             triggers = result.liquidation_triggers(account)
-            rows.append({"scenario": name, "leverage": float(account),
-                         "survives": int(row["liquidations"]) == 0,
-                         "liquidated_at": triggers["time"].iloc[0] if len(triggers) else pd.NaT,
-                         "trigger": triggers["symbol"].iloc[0] if len(triggers) else None,
-                         "loss": 1.0 - float(row["final_equity"]) / float(row["init_cash"]),
-                         "max_drawdown": float(row["max_drawdown"])})
-    return pd.DataFrame(rows).set_index(["scenario", "leverage"])
+            first = triggers.iloc[0] if len(triggers) else None
+            rows.append({**_outcome(name, account, row, pd.NaT if first is None else first["time"]),
+                         "trigger": None if first is None else first["symbol"]})
+    columns = ["survives", "liquidated_at", "trigger", "loss", "max_drawdown"]
+    return pd.DataFrame(rows).set_index(["scenario", "leverage"])[columns]

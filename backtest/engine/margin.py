@@ -94,6 +94,15 @@ def tiered_liquidation_price_nb(side: int, entry_price: float, qty: float, walle
 # ----- tier tables -----------------------------------------------------------------------------
 
 
+def shipped_symbols() -> list[str]:
+    """The symbols whose tier tables ship with the package.
+
+    >>> shipped_symbols()
+    ['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'XRPUSDT']
+    """
+    return sorted(p.stem for p in TIERS_DIR.glob("*.json"))
+
+
 def load_tiers(symbol_or_path, symbol: str | None = None) -> pd.DataFrame:
     """A maintenance-bracket table: ``min_notional, max_notional, mmr, maintenance_amount,
     max_leverage`` (notional in USDT), for a shipped symbol (BTCUSDT, ETHUSDT, SOLUSDT, XRPUSDT)
@@ -109,9 +118,8 @@ def load_tiers(symbol_or_path, symbol: str | None = None) -> pd.DataFrame:
     if not path.suffix:
         path = TIERS_DIR / f"{str(symbol_or_path).upper()}.json"
         if not path.is_file():
-            shipped = sorted(p.stem for p in TIERS_DIR.glob("*.json"))
             raise ValueError(f"tiers: no table shipped for {symbol_or_path!r}; shipped: "
-                             f"{', '.join(shipped)} (or pass a DataFrame or a JSON path)")
+                             f"{', '.join(shipped_symbols())} (or pass a DataFrame or a JSON path)")
     payload = json.loads(path.read_text())
     if isinstance(payload, dict) and "brackets" in payload:
         return check_tiers(pd.DataFrame(payload["brackets"]), source=str(path))

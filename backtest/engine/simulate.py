@@ -89,7 +89,7 @@ import pandas as pd
 
 from backtest.data.validate import DEFAULT_MAX_FUNDING_RATE
 from backtest.engine.coerce import by_index, signal
-from backtest.engine.margin import TIERS_DIR, flat_tiers, load_tiers, resolve_tiers
+from backtest.engine.margin import flat_tiers, load_tiers, resolve_tiers, shipped_symbols
 from backtest.engine.nb import PER_BAR_ALL, PER_BAR_EQUITY, PER_BAR_NONE, simulate_accounts_nb
 from backtest.engine.records import (
     DEFAULT_LIQUIDATION_FEE,
@@ -247,14 +247,13 @@ def _one_table(symbol, tiers, mmr) -> tuple[pd.DataFrame, str]:
             raise ValueError(f"mmr must be a number in [0, 1), got {mmr!r}")
         return flat_tiers(float(mmr)), f"flat mmr {mmr}"
     if tiers is None:
-        shipped = symbol and (TIERS_DIR / f"{str(symbol).upper()}.json").is_file()
-        if shipped:
+        if symbol and str(symbol).upper() in shipped_symbols():
             return load_tiers(symbol), f"{str(symbol).upper()} (shipped Binance brackets)"
         name = f"flat mmr {DEFAULT_MMR:g} up to {DEFAULT_MAX_LEVERAGE:g}x (no table for {symbol or 'this market'})"
         warnings.warn(f"no maintenance-margin tier table for {symbol or 'this market'}: using a "
                       f"flat rate of {DEFAULT_MMR:.2%} up to {DEFAULT_MAX_LEVERAGE:g}x; pass "
-                      "tiers= (a shipped symbol: " + ", ".join(sorted(p.stem for p in TIERS_DIR.glob("*.json")))
-                      + "; or a ccxt fetch_leverage_tiers JSON file) for the exchange's brackets",
+                      f"tiers= (a shipped symbol: {', '.join(shipped_symbols())}; or a ccxt "
+                      "fetch_leverage_tiers JSON file) for the exchange's brackets",
                       TierWarning, stacklevel=4)
         return flat_tiers(DEFAULT_MMR), name
     if isinstance(tiers, str | Path) and Path(tiers).suffix:
@@ -474,13 +473,13 @@ def _validate(size_type, margin_mode, timing, intrabar, liquidation_fee, tables,
     return call
 
 
-def _adl_arrays(adl_price, adl_min_rank, markets, n_instruments=None) -> AdlArrays:
+def _adl_arrays(adl_price, adl_min_rank, markets) -> AdlArrays:
     """``simulate``'s ADL inputs as the kernel takes them: prices (instruments, bars), or a
     (instruments, 1) NaN placeholder when there is no ADL (one numba signature either way)."""
     if isinstance(adl_min_rank, bool) or not isinstance(adl_min_rank, numbers.Real) \
             or not np.isfinite(adl_min_rank) or adl_min_rank < 0:
         raise ValueError(f"adl_min_rank must be a finite number >= 0, got {adl_min_rank!r}")
-    k = len(markets.symbols) if markets is not None else n_instruments
+    k = len(markets.symbols)
     if adl_price is None:
         return _frozen(AdlArrays(np.full((k, 1), np.nan), np.zeros(k, dtype=np.bool_),
                                  float(adl_min_rank)))
@@ -615,9 +614,9 @@ class KernelCall:
     od: OrderArrays
     lay: Layout
     call: _Call
+    adl: AdlArrays  # a (instruments, 1) NaN placeholder without auto-deleveraging
     n_jobs: int | None = None
     chunk_size: int | None = None
-    adl: AdlArrays | None = None  # None: no auto-deleveraging
 
     def run(self, *, keep_records: bool, per_bar: int) -> KernelRun:
         """Run every account, in chunks on threads when there are many (each account on its
@@ -636,11 +635,10 @@ class KernelCall:
                    np.empty((n_accounts, all_bars)), np.empty((n_accounts, all_bars))]
         bounds = chunk_bounds(self.lay.group_len, n_bars, self.chunk_size, self.n_jobs)
         c = self.call
-        adl = self.adl if self.adl is not None else _adl_arrays(None, 0.0, None, self.mk.open.shape[0])
 
         def one(chunk):
             return simulate_accounts_nb(
-                self.mk, self.tiers, self.sg, self.od, self.lay, adl, c.size_type, c.margin_mode,
+                self.mk, self.tiers, self.sg, self.od, self.lay, self.adl, c.size_type, c.margin_mode,
                 c.timing, c.intrabar, c.liquidation_fee, chunk[0], chunk[1], keep_records,
                 per_bar, acc, colacc, *outputs)
 

@@ -84,13 +84,6 @@ def format_metric(key: str, value) -> str:
     return f"{value:.3f}"
 
 
-def column_label(label) -> str:
-    """A column's label as a person writes it: ``24, 144`` for a grid's (24, 144)."""
-    if isinstance(label, tuple):
-        return ", ".join(str(v.item() if isinstance(v, np.generic) else v) for v in label)
-    return str(label.item() if isinstance(label, np.generic) else label)
-
-
 def _raw(value) -> str:
     if isinstance(value, pd.Timedelta):
         return str(value.total_seconds())
@@ -107,7 +100,7 @@ def _environment():
     env.filters["metric"] = format_metric
     env.filters["raw"] = _raw
     env.filters["duration"] = duration_label
-    env.filters["label"] = column_label
+    env.filters["label"] = plain_value  # a grid column's label: "24, 144"
     return env
 
 
@@ -258,8 +251,8 @@ def leverage_note(settings: dict, max_effective_leverage: float) -> str:
 
 
 def plain_value(value) -> str:
-    """A parameter or setting as a person writes it: ``48`` (not ``np.int64(48)``), ``12, 24``
-    for a grid axis, ``1h`` for a bar spacing.
+    """A parameter, setting or grid label as a person writes it: ``48`` (not ``np.int64(48)``),
+    ``12, 24`` for a grid axis or a grid column's (12, 24), ``1h`` for a bar spacing.
 
     >>> plain_value([np.int64(12), np.float64(0.5)]), plain_value(pd.Timedelta("1h"))
     ('12, 0.5', '1h')
@@ -289,12 +282,19 @@ def _relative(path: str) -> str:
     return path if relative.startswith(os.pardir) else relative
 
 
+def synthetic_note(market) -> str | None:
+    """What a report says of synthetic data (a Market's or Markets' first synthetic
+    instrument's description); None for real data."""
+    markets = [market[s] for s in market.symbols] if hasattr(market, "symbols") else [market]
+    synthetic = [m for m in markets if getattr(m, "synthetic", False)]
+    return (synthetic[0].description or "synthetic data, not real prices") if synthetic else None
+
+
 def _header(result) -> dict:
     from backtest.market import timeframe_label
 
     markets = [result.markets[symbol] for symbol in result.symbols]
     sources = [_relative(m.source) for m in markets if m.source]
-    synthetic = [m for m in markets if getattr(m, "synthetic", False)]
     stats = result.stats()
     reached = float(stats["max_effective_leverage"]) if isinstance(stats, pd.Series) else float("nan")
     return {
@@ -306,7 +306,7 @@ def _header(result) -> dict:
         "freq": timeframe_label(result.freq),
         "settings": {k: plain_value(v) for k, v in result.settings.items()},
         "leverage_note": leverage_note(result.settings, reached),
-        "synthetic": synthetic[0].description or "synthetic data, not real prices" if synthetic else None,
+        "synthetic": synthetic_note(result.markets),
         "extras": [name for name in ("mark", "funding", "depth")
                    if any(getattr(m, name) is not None for m in markets)],
     }
@@ -324,8 +324,7 @@ def _grid_context(table: pd.DataFrame, metric: str, interactive: bool = True) ->
         else:
             from backtest.report.figures import grid_heatmap
         heatmap = grid_heatmap(pivot, metric)
-    rows = [{"label": label if not isinstance(label, tuple) else ", ".join(map(str, label)),
-             "values": table.loc[label, columns]} for label in table.index]
+    rows = [{"label": plain_value(label), "values": table.loc[label, columns]} for label in table.index]
     names = [str(n) for n in (index.names if isinstance(index, pd.MultiIndex) else [index.name]) if n]
     return {"rows": rows, "columns": columns, "metric": metric, "heatmap": heatmap,
             "param_names": names}
@@ -373,7 +372,7 @@ def metrics_html(result, rows: int = NOTEBOOK_ROWS) -> str:
     lines = []
     for label, stats in table.head(rows).iterrows():
         labels = label if isinstance(label, tuple) else (label,)
-        cells = "".join(f"<td>{escape(str(v))}</td>" for v in labels)
+        cells = "".join(f"<td>{escape(plain_value(v))}</td>" for v in labels)
         cells += "".join(f"<td>{escape(format_metric(k, stats[k]))}</td>" for k in keys)
         lines.append(f"<tr>{cells}</tr>")
     more = (f"<p>First {rows} of {len(table)} columns: <code>result.stats()</code> has them all.</p>"

@@ -47,3 +47,35 @@ def random_ohlc(seed, n_bars=300, vol=0.01, gaps=True) -> np.ndarray:
 
 def random_market(seed, n_bars=300, vol=0.01, gaps=True) -> backtest.Market:
     return bars(random_ohlc(seed, n_bars, vol, gaps))
+
+
+def draw_account_settings(draw, *, funding: tuple, trailing: bool = True) -> dict:
+    """A hypothesis draw of the settings the property tests vary: leverage, margin mode, fees,
+    slippage, timing, stops (take-profit and trailing with ``trailing``), size and ``funding``
+    (the values to draw from)."""
+    from hypothesis import strategies as st
+
+    settings = dict(
+        leverage=draw(st.sampled_from([1.0, 3.0, 10.0, 50.0])),
+        margin_mode=draw(st.sampled_from(["isolated", "cross"])),
+        fees=draw(st.sampled_from([0.0, 0.0005])),
+        slippage=draw(st.sampled_from([0.0, 0.001])),
+        timing=draw(st.sampled_from(["next_open", "close"])),
+        sl_stop=draw(st.sampled_from([None, 0.02, 0.1])),
+    )
+    if trailing:
+        settings["tp_stop"] = draw(st.sampled_from([None, 0.05]))
+        settings["trail_stop"] = draw(st.sampled_from([None, 0.03]))
+    settings["size"] = draw(st.sampled_from([0.3, 1.0]))
+    settings["funding"] = draw(st.sampled_from(list(funding)))
+    return settings
+
+
+def assert_trade_pnl_identity(trades) -> None:
+    """Every trade's pnl is its price PnL + the insurance fund's shortfall − fees − funding."""
+    sign = np.where(trades["side"] == "long", 1.0, -1.0)
+    price_pnl = sign * trades["qty"] * (trades["exit_price"] - trades["entry_price"])
+    np.testing.assert_allclose(
+        trades["pnl"].to_numpy(), (price_pnl + trades["insurance_shortfall"] - trades["fees"]
+                                   - trades["funding"]).to_numpy(), rtol=1e-9, atol=1e-6)
+

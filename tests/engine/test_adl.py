@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 import backtest
 
-from .helpers import bars, random_market, random_ohlc, signal_at
+from .helpers import (
+    assert_trade_pnl_identity,
+    bars,
+    draw_account_settings,
+    random_market,
+    random_ohlc,
+    signal_at,
+)
 
 NO_COSTS = dict(funding=False, mmr=0.01, liquidation_fee=0.0)
 
@@ -240,14 +247,7 @@ def adl_scenarios(draw):
     adl = np.where(rng.random((n_bars, k)) < 0.2, closes * (1 + rng.normal(0, 0.02, (n_bars, k))),
                    np.nan)
     kwargs = dict(
-        leverage=draw(st.sampled_from([1.0, 3.0, 10.0, 50.0])),
-        margin_mode=draw(st.sampled_from(["isolated", "cross"])),
-        fees=draw(st.sampled_from([0.0, 0.0005])),
-        slippage=draw(st.sampled_from([0.0, 0.001])),
-        timing=draw(st.sampled_from(["next_open", "close"])),
-        sl_stop=draw(st.sampled_from([None, 0.02, 0.1])),
-        size=draw(st.sampled_from([0.3, 1.0])),
-        funding=draw(st.sampled_from([False, 0.0003])),
+        **draw_account_settings(draw, funding=(False, 0.0003), trailing=False),
         group_by=draw(st.sampled_from([None, [0, 0, 1, 1]])),
         adl_min_rank=draw(st.sampled_from([0.0, 0.5, 3.0])),
         mmr=0.005, per_bar=True, adl_price=adl,
@@ -272,9 +272,6 @@ def test_accounting_identity_with_adl(scenario):
         cols = [c for c in range(4) if groups[c] == account]
         expected = 10_000.0 + trades.loc[trades["col"].isin(cols), "pnl"].sum()
         np.testing.assert_allclose(final[account], expected, rtol=1e-9, atol=1e-6)
-    sign = np.where(trades["side"] == "long", 1.0, -1.0)
-    price_pnl = sign * trades["qty"] * (trades["exit_price"] - trades["entry_price"])
-    np.testing.assert_allclose(trades["pnl"].to_numpy(), (price_pnl + trades["insurance_shortfall"]
-                               - trades["fees"] - trades["funding"]).to_numpy(), rtol=1e-9, atol=1e-6)
+    assert_trade_pnl_identity(trades)
     adl_orders = result.orders[result.orders["reason"] == "adl"]
     assert (adl_orders["fee"] == 0.0).all()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import backtest
 
-from .helpers import random_market
+from .helpers import assert_trade_pnl_identity, draw_account_settings, random_market
 
 SETTINGS = settings(max_examples=30, deadline=None)
 
@@ -22,19 +22,7 @@ def scenarios(draw):
     market = random_market(seed, n_bars, vol=draw(st.sampled_from([0.005, 0.02, 0.05])))
     signals = {k: rng.random((n_bars, 3)) < draw(st.floats(0.02, 0.2))
                for k in ("entries", "exits", "short_entries", "short_exits")}
-    kwargs = dict(
-        leverage=draw(st.sampled_from([1.0, 3.0, 10.0, 50.0])),
-        margin_mode=draw(st.sampled_from(["isolated", "cross"])),
-        fees=draw(st.sampled_from([0.0, 0.0005])),
-        slippage=draw(st.sampled_from([0.0, 0.001])),
-        timing=draw(st.sampled_from(["next_open", "close"])),
-        sl_stop=draw(st.sampled_from([None, 0.02, 0.1])),
-        tp_stop=draw(st.sampled_from([None, 0.05])),
-        trail_stop=draw(st.sampled_from([None, 0.03])),
-        size=draw(st.sampled_from([0.3, 1.0])),
-        funding=draw(st.sampled_from([False, 0.0003, -0.001])),
-        mmr=0.005,
-    )
+    kwargs = dict(**draw_account_settings(draw, funding=(False, 0.0003, -0.001)), mmr=0.005)
     return market, signals, kwargs
 
 
@@ -50,11 +38,7 @@ def test_accounting_identity(scenario):
         trades = result.trades[result.trades["col"] == col]
         expected = 10_000.0 + trades["pnl"].sum()
         np.testing.assert_allclose(result.equity[col].iloc[-1], expected, rtol=1e-9, atol=1e-6)
-        sign = np.where(trades["side"] == "long", 1.0, -1.0)
-        price_pnl = sign * trades["qty"] * (trades["exit_price"] - trades["entry_price"])
-        np.testing.assert_allclose(
-            trades["pnl"].to_numpy(), (price_pnl + trades["insurance_shortfall"] - trades["fees"]
-                                       - trades["funding"]).to_numpy(), rtol=1e-9, atol=1e-6)
+        assert_trade_pnl_identity(trades)
 
 
 @given(scenarios())
